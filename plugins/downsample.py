@@ -1,0 +1,40 @@
+"""`downsample`: shrink by an integer scale and blow back up, the damage super-resolution undoes.
+
+Pillow's bicubic resize antialiases when shrinking, like MATLAB's `imresize`, so the low-res images
+match the published super-resolution protocol (see BENCHMARKS.md); OpenCV's INTER_CUBIC does not.
+As in the fast.ai lesson, the model sees the low-res image upsampled back to full size.
+"""
+from PIL import Image
+
+from workbench import hookimpl
+from workbench.degradation import Degradation, from_uint8_hwc, to_uint8_hwc
+from workbench.params import Param
+
+FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "lanczos": Image.LANCZOS, "box": Image.BOX}
+
+
+class Downsample(Degradation):
+    """Shrink by `scale` with an antialiased `filter`, then upsample back with `up` to the original size.
+
+    scale: integer factor (2, 3, 4, ...; a range or choices are sampled per image).
+    filter: shrinking filter, bicubic (the protocol), bilinear, lanczos or box.
+    up: filter that restores the original size (bicubic, as in the lesson and the protocol).
+    """
+
+    def __init__(self, *, scale=2, filter="bicubic", up="bicubic"):
+        self.scale = Param(scale, name="scale", kind=int, lo=1, hi=64)
+        self.filter = Param(filter, name="filter", kind=str, choices=list(FILTERS))
+        self.up = Param(up, name="up", kind=str, choices=list(FILTERS))
+
+    def __call__(self, img, rng):
+        scale, down, up = self.scale.sample(rng), self.filter.sample(rng), self.up.sample(rng)
+        h, w = img.shape[-2:]
+        # Quantise to 8 bits first: the protocol's low-res images are 8-bit files.
+        pil = Image.fromarray(to_uint8_hwc(img))
+        small = pil.resize((max(1, w // scale), max(1, h // scale)), FILTERS[down])
+        return from_uint8_hwc(small.resize((w, h), FILTERS[up]), like=img)
+
+
+@hookimpl
+def register_degradations(register):
+    register("downsample", Downsample)

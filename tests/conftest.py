@@ -1,0 +1,47 @@
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from workbench import plugins as plugin_manager
+from workbench.cli import cli
+
+HERE = Path(__file__).parent
+VIGNETTE = HERE / "plugin_files" / "vignette.py"
+
+
+@pytest.fixture(scope="session")
+def plugins():
+    """Built-ins plus a plugin file, so checks cover a non-built-in degradation too."""
+    return plugin_manager.load([VIGNETTE])
+
+
+@pytest.fixture
+def run_cli(monkeypatch):
+    """Invoke the CLI in-process; returns click's Result (exit_code, output)."""
+    monkeypatch.delenv(plugin_manager.ENV_VAR, raising=False)
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """A 96 x 128 photo-like PNG: smooth shading, edges and texture, made by the test."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:96, 0:128] / 96.0
+    img = np.stack([x, y, 0.5 + 0.4 * np.sin(8 * x) * np.cos(6 * y)], axis=-1)
+    img[20:60, 30:70] = [0.9, 0.2, 0.1]             # a hard-edged red square
+    img += rng.normal(0, 0.04, img.shape)            # fine texture, like film grain
+    path = tmp_path / "photo.png"
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+sys.path.insert(0, str(HERE))

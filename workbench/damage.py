@@ -1,0 +1,82 @@
+"""`workbench degrade`: apply a degradation chain to photos and write them with a comparison grid."""
+from pathlib import Path
+
+import numpy as np
+
+from workbench import recipe as recipes
+from workbench.degradation import apply_chain
+from workbench.errors import WorkbenchError
+from workbench.grid import draw_grid
+from workbench.imageio import list_images, read_image, write_image
+from workbench.metrics import psnr
+from workbench.plugins import build
+
+GRID_ROWS = 8   # enough to judge the damage at a glance; more makes the PNG unwieldy
+
+
+def chain_from_spec(spec, plugins, overrides=()):
+    """SPEC is a recipe file, a degradation name, or a recipe name (checked in that order)."""
+    if not Path(spec).is_file() and spec in plugins.degradations:
+        table = {"type": spec}
+        # `--set quality=10` is short for `--set degradations.0.quality=10` here.
+        overrides = [o if o.startswith("degradations.") else f"degradations.0.{o}" for o in overrides]
+        recipe = recipes.from_dict({"degradations": [table]}, spec, plugins, overrides, from_file=False)
+    else:
+        recipe = recipes.load(spec, plugins, overrides)
+    if not recipe["degradations"]:
+        raise WorkbenchError(f"{recipe.source}: the recipe has no [[degradations]] to apply.")
+    return recipe.degradation_chain(plugins), recipe
+
+
+def collect_inputs(inputs):
+    """[(output name, loader)] for files, folders (recursive) and `sample` (the bundled photos)."""
+    from workbench.data import open_source  # lazy: skimage import is slow and only `sample` needs it
+
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = list_images(path)
+            if not files:
+                raise WorkbenchError(f"No images (png, jpg, jpeg, bmp, tif, webp) found under {path}.")
+            found += [(str(f.relative_to(path)), f) for f in files]
+        elif path.exists() or item != "sample":
+            found.append((path.name, path))
+        else:
+            src = open_source("sample")
+            found += [(f"{src.name(i)}.png", (src, i)) for i in range(len(src))]
+    names = {}
+    for name, where in found:
+        if name in names:
+            raise WorkbenchError(f"Two inputs would both be written as '{name}' ({names[name]} and {where}); degrade them into separate folders.")
+        names[name] = where
+    return found
+
+
+def _load(where):
+    if isinstance(where, tuple):
+        src, i = where
+        return src.load(i)
+    return read_image(where)
+
+
+def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
+    """Damage each input with its own seed (seed, index); returns [(name, psnr to clean)]."""
+    outdir = Path(outdir)
+    found = collect_inputs(inputs)
+    if grid and any(name == "grid.png" for name, _ in found):
+        raise WorkbenchError("An input is named grid.png, which would be overwritten by the grid; rename it or pass --no-grid.")
+    results, rows = [], []
+    for i, (name, where) in enumerate(found):
+        clean = _load(where)
+        damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
+        write_image(damaged, outdir / name)
+        if masks and mask is not None:
+            write_image(mask.float().expand(3, -1, -1), (outdir / "masks" / name).with_suffix(".png"))
+        score = psnr(damaged, clean)
+        results.append((name, score))
+        if grid and len(rows) < GRID_ROWS:
+            rows.append([(clean, f"{name}: clean"), (damaged, f"damaged, {score:.2f} dB")])
+    if grid:
+        draw_grid(rows).save(outdir / "grid.png")
+    return results

@@ -1,0 +1,163 @@
+"""(damaged, clean) pairs: augment the clean image, then degrade it, so both line up pixel for pixel.
+
+Items are asked for by key `(epoch, i)`. All randomness of an item comes from
+`np.random.default_rng([seed, epoch, i])`, so a batch is the same with 0 or 8 workers, with
+persistent workers, and after a resume; `EpochSampler` yields those keys.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from workbench.degradation import apply_chain
+from workbench.errors import WorkbenchError
+
+
+class PairDataset(Dataset):
+    """Crops of `source` images (those in `indices`), each degraded by `chain`.
+
+    Training (train=True): reflect-pad by `pad`, random `size` crop, optional horizontal flip and
+    TrivialAugmentWide. Validation: centre crop, damage seeded by (seed, 0, i) so it is the same
+    every epoch. `repeat` passes over the images make one epoch (key i shows image i % n).
+    Each item is {"damaged", "clean": 3 x S x S float, "mask": 1 x S x S bool, "index": source index}.
+    """
+
+    def __init__(self, source, indices, chain, *, size, pad=0, flip=False, trivial_augment=False,
+                 seed=0, repeat=1, train=True):
+        if not isinstance(size, int) or size < 1:
+            raise WorkbenchError(f"data.size must be a positive integer, got {size!r}.")
+        if pad < 0:
+            raise WorkbenchError(f"data.pad must be 0 or more, got {pad}.")
+        if repeat < 1:
+            raise WorkbenchError(f"data.repeat must be 1 or more, got {repeat}.")
+        self.source, self.indices, self.chain = source, [int(k) for k in indices], list(chain)
+        if not self.indices:
+            raise WorkbenchError("no images to make pairs from; check data.train and data.limit.")
+        self.size, self.pad, self.flip, self.seed, self.repeat, self.train = size, pad, flip, seed, repeat, train
+        self.trivial_augment = trivial_augment and train
+        self._ta = None
+        if self.trivial_augment:
+            from torchvision.transforms import TrivialAugmentWide  # only paid for when asked
+
+            self._ta = TrivialAugmentWide()
+
+    def __len__(self):
+        return len(self.indices) * self.repeat
+
+    def __getitem__(self, key):
+        """key = (epoch, i); a bare int i means epoch 0 (handy for inspection and evaluation)."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        src_i = self.indices[i % len(self.indices)]
+        rng = np.random.default_rng([self.seed, epoch if self.train else 0, i])
+        clean = self.source.load(src_i)
+        clean = self._augment(clean, rng) if self.train else centre_crop(clean, self.size)
+        clean = clean.contiguous()
+        damaged, mask = apply_chain(self.chain, clean, rng)
+        if mask is None:
+            mask = torch.zeros(1, self.size, self.size, dtype=torch.bool)
+        return {"damaged": damaged.contiguous(), "clean": clean, "mask": mask.to(torch.bool), "index": src_i}
+
+    def _augment(self, img, rng):
+        sz = self.size
+        # 1. pad: reflect-pad as the lesson's augmentation does, then up to sz for small photos
+        if self.pad:
+            img = pad(img, self.pad, self.pad, self.pad, self.pad)
+        img = pad_to(img, sz)
+        # 2. random crop
+        _, h, w = img.shape
+        top, left = int(rng.integers(h - sz + 1)), int(rng.integers(w - sz + 1))
+        img = img[:, top:top + sz, left:left + sz]
+        # 3. flip
+        if self.flip and rng.random() < 0.5:
+            img = img.flip(-1)
+        # 4. TrivialAugmentWide (Muller & Hutter 2021)
+        if self._ta is not None:
+            img = self._trivial(img, int(rng.integers(2**31)))
+        return img
+
+    def _trivial(self, img, seed):
+        u8 = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)  # torchvision's ops expect uint8 photos
+        # TrivialAugmentWide draws from torch's global RNG: fork it and seed the CPU generator only,
+        # so the item stays a function of (seed, epoch, i) and the caller's RNG (CUDA too) is untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            u8 = self._ta(u8)
+        return u8.float().div_(255)
+
+    def __repr__(self):
+        kind = "train" if self.train else "valid"
+        return f"PairDataset({kind}, {len(self.indices)} images x {self.repeat}, size={self.size}, chain={[n for n, _ in self.chain]})"
+
+
+def pad(img, left, right, top, bottom):
+    """Reflect-pad a C x H x W image; replicate where the image is too small to reflect."""
+    _, h, w = img.shape
+    mode = "reflect" if max(left, right) < w and max(top, bottom) < h else "replicate"
+    return F.pad(img[None], (left, right, top, bottom), mode=mode)[0]
+
+
+def pad_to(img, size):
+    """Pad evenly on both sides up to size x size where the image is smaller."""
+    _, h, w = img.shape
+    dh, dw = max(size - h, 0), max(size - w, 0)
+    if not dh and not dw:
+        return img
+    return pad(img, dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
+
+
+def centre_crop(img, size):
+    """Deterministic size x size crop from the middle (padded first if the image is smaller)."""
+    img = pad_to(img, size)
+    _, h, w = img.shape
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[:, top:top + size, left:left + size]
+
+
+class EpochSampler(Sampler):
+    """Yields (epoch, i) keys, i in range(n_items * repeat); the order is shuffled by (seed, epoch)."""
+
+    def __init__(self, n_items, *, shuffle, seed=0, repeat=1):
+        if n_items < 1 or repeat < 1:
+            raise WorkbenchError(f"EpochSampler needs n_items >= 1 and repeat >= 1, got {n_items} and {repeat}.")
+        self.n_items, self.shuffle, self.seed, self.repeat, self.epoch = n_items, shuffle, seed, repeat, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return self.n_items * self.repeat
+
+    def __iter__(self):
+        n = len(self)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else range(n)
+        return iter([(self.epoch, int(k)) for k in order])
+
+
+def make_loader(dataset, sampler, *, batch_size, workers=0, drop_last=False):
+    """A DataLoader over `sampler`'s keys; degradation work happens in `workers` processes."""
+    if batch_size < 1:
+        raise WorkbenchError(f"data.batch_size must be 1 or more, got {batch_size}.")
+    if workers < 0:
+        raise WorkbenchError(f"data.workers must be 0 or more, got {workers}.")
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        # A ragged last batch is dropped in training, unless that would leave an epoch empty.
+        drop_last=drop_last and len(sampler) >= batch_size,
+        pin_memory=torch.cuda.is_available(),  # page-locked memory only helps copies to a GPU
+        persistent_workers=workers > 0,  # keys carry the epoch, so reused workers stay reproducible
+        worker_init_fn=_init_worker if workers > 0 else None,
+    )
+
+
+def _init_worker(worker_id):
+    # Each worker would otherwise start one thread per core: N workers x N threads oversubscribe.
+    torch.set_num_threads(1)
+    try:
+        import cv2  # degradations may use OpenCV, which has its own thread pool
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass

@@ -1,0 +1,210 @@
+"""Image sources: scikit-image's sample photos, a folder searched recursively, or Tiny ImageNet.
+
+Every source has `len(src)`, `src.load(i)` -> float tensor 3 x H x W in [0, 1], `src.name(i)`,
+`src.label(i)` -> class index or None, and `src.classes`. Folder sources hold paths only and read
+pixels per item, so a DataLoader worker never receives a copy of the whole data set.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.errors import WorkbenchError
+from workbench.imageio import IMAGE_SUFFIXES, list_images, read_image
+
+# Everyday colour photos that ship inside the scikit-image wheel (no pooch download). Left out:
+# hubble_deep_field (82% black sky), retina (black border, 1411 px), colorwheel and logo
+# (synthetic), cat (the same photo as chelsea), and the grey-level images.
+SAMPLE_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry")
+SPLITS = {"train": "train", "valid": "valid", "val": "valid"}
+_SUFFIXES = ", ".join(s.lstrip(".") for s in IMAGE_SUFFIXES)
+
+
+class SampleSource:
+    """scikit-image's bundled photos, read from the wheel on first use and kept as uint8 (about 4 MB)."""
+
+    classes = []
+
+    def __init__(self, names=SAMPLE_NAMES):
+        self.names = list(names)
+        self._cache = {}
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, i):
+        name = self.names[i]
+        if name not in self._cache:
+            self._cache[name] = _skimage_photo(name)
+        return torch.from_numpy(self._cache[name]).permute(2, 0, 1).float().div_(255)
+
+    load = __getitem__
+
+    def name(self, i):
+        return self.names[i]
+
+    def label(self, i):
+        return None
+
+    def __repr__(self):
+        return f"SampleSource({len(self)} scikit-image photos)"
+
+
+def _skimage_photo(name):
+    import skimage.data  # imported here: it is slow and only the sample source needs it
+
+    arr = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+class FolderSource:
+    """Image files under `root` given as relative paths, with optional class labels."""
+
+    def __init__(self, root, files, labels=None, classes=()):
+        self.root = Path(root)
+        self.files = [str(f) for f in files]  # posix-style relative paths: cheap to pickle to workers
+        self.labels = None if labels is None else [int(x) for x in labels]
+        self.classes = list(classes)
+
+    def __len__(self):
+        return len(self.files)
+
+    def load(self, i):
+        return read_image(self.root / self.files[i])
+
+    __getitem__ = load
+
+    def name(self, i):
+        return self.files[i]
+
+    def label(self, i):
+        return None if self.labels is None else self.labels[i]
+
+    def limited(self, limit):
+        """The first `limit` images (all when limit <= 0)."""
+        if limit <= 0 or limit >= len(self):
+            return self
+        labels = None if self.labels is None else self.labels[:limit]
+        return FolderSource(self.root, self.files[:limit], labels, self.classes)
+
+    def __repr__(self):
+        extra = f", {len(self.classes)} classes" if self.classes else ""
+        return f"FolderSource({str(self.root)!r}, {len(self)} images{extra})"
+
+
+def open_source(spec, *, split="train", limit=0):
+    """"sample", a folder, one image file, or a Tiny ImageNet root (its `split`: train or valid)."""
+    if split not in SPLITS:
+        raise WorkbenchError(f"unknown data split '{split}'; use 'train' or 'valid'.")
+    split = SPLITS[split]
+    if str(spec) == "sample":
+        src = SampleSource()
+        return SampleSource(src.names[:limit]) if limit > 0 else src
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return FolderSource(path.parent, [path.name])
+    if not path.is_dir():
+        raise WorkbenchError(f"data folder {path} does not exist; pass --data DIR or set data.{split}.")
+    if is_tiny_imagenet(path):
+        src = _tiny_imagenet(path, split)
+    elif (path / "val_annotations.txt").is_file():
+        src = _tiny_imagenet_val(path, _classes_beside(path))
+    else:
+        src = _folder(path)
+    return src.limited(limit)
+
+
+def is_tiny_imagenet(path):
+    """True for a Tiny ImageNet root: root/train/<wnid>/images exists."""
+    return any(Path(path).glob("train/*/images"))
+
+
+def _folder(root):
+    paths = _images_under(root)
+    rel = [p.relative_to(root) for p in paths]
+    # Labels only when every image sits in a first-level sub-folder: one folder per class.
+    if all(len(r.parts) >= 2 for r in rel):
+        classes = sorted({r.parts[0] for r in rel})
+        index = {c: k for k, c in enumerate(classes)}
+        return FolderSource(root, [r.as_posix() for r in rel], [index[r.parts[0]] for r in rel], classes)
+    return FolderSource(root, [r.as_posix() for r in rel])
+
+
+def _tiny_imagenet(root, split):
+    train = root / "train"
+    classes = sorted(p.parent.name for p in train.glob("*/images") if p.is_dir())
+    if split == "valid":
+        if not (root / "val").is_dir():
+            raise WorkbenchError(f"Tiny ImageNet folder {root} has no val/ folder; set data.valid to a folder.")
+        return _tiny_imagenet_val(root / "val", classes)
+    index = {c: k for k, c in enumerate(classes)}
+    paths = [p for c in classes for p in _images_under(train / c / "images")]
+    rel = [p.relative_to(train) for p in paths]
+    return FolderSource(train, [r.as_posix() for r in rel], [index[r.parts[0]] for r in rel], classes)
+
+
+def _tiny_imagenet_val(val, classes):
+    """val/images/*.JPEG labelled by val/val_annotations.txt (file, wnid, bbox, tab-separated)."""
+    notes = val / "val_annotations.txt"
+    wnid_of = {}
+    for line in notes.read_text().splitlines():
+        cols = line.split("\t")
+        if len(cols) >= 2:
+            wnid_of[cols[0].strip()] = cols[1].strip()
+    classes = classes or sorted(set(wnid_of.values()))
+    index = {c: k for k, c in enumerate(classes)}
+    paths = _images_under(val / "images" if (val / "images").is_dir() else val)
+    labels = []
+    for p in paths:
+        wnid = wnid_of.get(p.name)
+        if wnid not in index:
+            raise WorkbenchError(f"{notes} gives no known class for {p.name}; add a line 'FILE<tab>WNID' for it.")
+        labels.append(index[wnid])
+    return FolderSource(val, [p.relative_to(val).as_posix() for p in paths], labels, classes)
+
+
+def _classes_beside(val):
+    """Class list of a sibling train/ folder, so a val folder opened alone keeps train's numbering."""
+    root = val.parent
+    return sorted(p.parent.name for p in (root / "train").glob("*/images")) if is_tiny_imagenet(root) else []
+
+
+def _images_under(folder):
+    paths = list_images(folder)
+    if not paths:
+        raise WorkbenchError(f"no images ({_SUFFIXES}) found under {folder}; check the path or add photos there.")
+    return paths
+
+
+def split_train_valid(n, fraction, seed):
+    """Deterministic (train, valid) index lists; both non-empty for n >= 2.
+
+    At least one image is held out whatever the fraction. With n == 1 the single image serves as
+    both training and validation image (a smoke test, not a measurement).
+    """
+    if n < 1:
+        raise WorkbenchError("cannot split an empty data set; add images to data.train.")
+    if not 0 <= fraction < 1:
+        raise WorkbenchError(f"data.valid_fraction must be in [0, 1), got {fraction}.")
+    if n == 1:
+        return [0], [0]
+    n_valid = min(max(1, round(n * fraction)), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    return sorted(perm[n_valid:].tolist()), sorted(perm[:n_valid].tolist())
+
+
+def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
+    """The `data` recipe keys -> ((train_source, indices), (valid_source, indices)).
+
+    Validation comes from `valid` when given, else from Tiny ImageNet's val/ split, else a
+    held-out `valid_fraction` of `train`.
+    """
+    train_src = open_source(train, split="train", limit=limit)
+    if valid:
+        valid_src = open_source(valid, split="valid", limit=limit)
+        return (train_src, list(range(len(train_src)))), (valid_src, list(range(len(valid_src))))
+    if str(train) != "sample" and Path(train).is_dir() and is_tiny_imagenet(Path(train)):
+        valid_src = open_source(train, split="valid", limit=limit)
+        return (train_src, list(range(len(train_src)))), (valid_src, list(range(len(valid_src))))
+    tr, va = split_train_valid(len(train_src), valid_fraction, seed)
+    return (train_src, tr), (train_src, va)

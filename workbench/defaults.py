@@ -1,0 +1,36 @@
+"""Every recipe default in one place. `--set` overrides must keep the type of the default here."""
+
+RECIPE = {
+    "name": "",
+    "description": "",
+    "seed": 0,               # one seed drives crops, flips and every degradation: runs reproduce exactly
+}
+
+DATA = {
+    "train": "sample",       # "sample" = scikit-image's bundled photos; or a folder; or Tiny ImageNet root
+    "valid": "",             # "" holds out `valid_fraction` of train; or a folder of validation images
+    "valid_fraction": 0.1,   # at least one image is held out whatever the fraction
+    "size": 64,              # crop side in pixels: the lesson trains on 64 px Tiny ImageNet images
+    "pad": 4,                # reflect-pad before the random crop, as the lesson's augmentation does
+    "flip": True,            # random horizontal flip: free, label-preserving augmentation
+    "trivial_augment": False,  # TrivialAugmentWide (Muller & Hutter 2021) on the clean image
+    "batch_size": 16,
+    "workers": 2,            # DataLoader worker processes; 0 degrades in the main process
+    "limit": 0,              # use only the first N images (0 = all): quick experiments on big folders
+    "repeat": 1,             # passes over the images per epoch: tiny sets like `sample` need several
+}
+
+TRAIN = {
+    "epochs": 5,
+    "lr": 2e-3,              # peak of the one-cycle schedule, as in the lesson
+    "weight_decay": 1e-2,    # AdamW default that the lesson keeps
+    "grad_clip": 1.0,        # max gradient norm; 0 disables clipping
+    "freeze_epochs": 0,      # epochs with a pretrained encoder frozen before unfreezing it
+    "steps_per_epoch": 0,    # 0 = one pass over the data; >0 caps an epoch (CI-sized runs)
+    "mixed_precision": True, # bf16/fp16 autocast on CUDA only; CPU stays float32
+    "channels_last": True,   # faster convolutions on CUDA and recent CPUs
+}
+
+SECTIONS = {"recipe": RECIPE, "data": DATA, "train": TRAIN}
+# Sections that name plugin components: one table or a list of tables with `type = NAME`.
+COMPONENTS = {"degradations": ("degradations", list), "model": ("models", dict), "losses": ("losses", list)}

@@ -1,0 +1,66 @@
+"""The degradation contract and the chain runner.
+
+A degradation is built from keyword parameters and called as `deg(img, rng)`: `img` is a float
+tensor C x H x W in [0, 1] (RGB) and `rng` a `numpy.random.Generator`. It returns the damaged
+image of the same size and never modifies its input; the same generator state gives the same
+output. A degradation that destroys known pixels sets `reports_mask = True` and returns
+`(img, mask)`, mask a bool tensor 1 x H x W that is True where pixels were destroyed.
+"""
+import numpy as np
+import torch
+
+from workbench.params import Param
+
+
+class Degradation:
+    """Optional base class: collects `Param` attributes to tell whether output depends on the seed."""
+
+    reports_mask = False
+
+    @property
+    def is_random(self):
+        return any(p.is_random for p in vars(self).values() if isinstance(p, Param))
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={p.spec!r}" for k, p in vars(self).items() if isinstance(p, Param))
+        return f"{type(self).__name__}({params})"
+
+
+def apply_chain(chain, img, rng):
+    """Run degradations in recipe order; returns (damaged, mask or None), masks united."""
+    mask = None
+    for name, deg in chain:
+        out = deg(img, rng)
+        if getattr(deg, "reports_mask", False):
+            out, m = out
+            mask = m if mask is None else mask | m
+        img = _checked(out, img, name)
+    return img, mask
+
+
+def _checked(out, img, name):
+    """Catch a misbehaving plugin here, naming it, rather than deep inside training."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"degradation '{name}' returned {type(out).__name__}, expected a tensor")
+    if out.shape != img.shape:
+        raise ValueError(f"degradation '{name}' changed the image shape from {tuple(img.shape)} to {tuple(out.shape)}")
+    if not torch.isfinite(out).all():
+        raise ValueError(f"degradation '{name}' returned NaN or Inf values")
+    return out.to(img.dtype).clamp(0, 1)
+
+
+# -- helpers shared by the built-in degradations ----------------------------------------------------
+def to_uint8_hwc(img):
+    """C x H x W float [0, 1] tensor -> H x W x C uint8 array (rounded, as image files store it)."""
+    return (img.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def from_uint8_hwc(arr, like=None):
+    """H x W x C (or H x W) uint8 array or PIL image -> C x H x W float tensor in [0, 1]."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if not arr.flags.writeable:  # np.asarray(PIL image) is read-only; torch wants to own its memory
+        arr = arr.copy()
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255)
+    return t if like is None else t.to(dtype=like.dtype, device=like.device)

@@ -1,0 +1,163 @@
+"""TOML recipes: look-up by name or path, validation against defaults, `--set key=value` overrides."""
+import copy
+import tomllib
+from pathlib import Path
+
+from workbench import defaults
+from workbench.errors import WorkbenchError, suggest
+from workbench.plugins import build, parameters
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+
+
+class Recipe:
+    """A validated recipe: `cfg` holds every section with defaults filled in; `source` names its file."""
+
+    def __init__(self, cfg, source, *, from_file=True):
+        self.cfg, self.source, self.from_file = cfg, source, from_file
+
+    def __getitem__(self, section):
+        return self.cfg[section]
+
+    @property
+    def name(self):
+        return self.cfg["recipe"]["name"]
+
+    def degradation_chain(self, plugins):
+        """[(name, degradation)] in recipe order, each built and validated."""
+        return [build(plugins.degradations, spec, where=f"{self.source}: [[degradations]] #{i + 1}" if self.from_file else "")
+                for i, spec in enumerate(self.cfg["degradations"])]
+
+
+def find(spec, plugins):
+    """A recipe path or registered name -> (path-like, display name)."""
+    path = Path(spec)
+    if path.is_file():
+        return path, str(path)
+    if spec in plugins.recipes:
+        return plugins.recipes.get(spec), spec
+    if path.suffix == ".toml" or "/" in spec:
+        raise WorkbenchError(f"Recipe file {spec} not found; check the path or run `workbench recipes` for built-in names.")
+    names = plugins.recipes.names()
+    raise WorkbenchError(f"Unknown recipe '{spec}'.{suggest(spec, names)} Available: {', '.join(names) or 'none'}; or give a path to a .toml file.")
+
+
+def load(spec, plugins, overrides=()):
+    """Read, validate and override a recipe named by `spec` (name or path)."""
+    path, shown = find(spec, plugins)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise WorkbenchError(f"{shown}: invalid TOML: {e}.") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise WorkbenchError(f"{shown}: cannot read recipe: {e}.") from e
+    return from_dict(raw, shown, plugins, overrides)
+
+
+def from_dict(raw, source, plugins, overrides=(), *, from_file=True):
+    """Validate a recipe given as a dict; `source` names it in error messages."""
+    cfg = _validate(copy.deepcopy(raw), source)
+    for item in overrides:
+        apply_override(cfg, item, source, plugins)
+    if not cfg["recipe"]["name"]:
+        cfg["recipe"]["name"] = Path(str(source)).stem
+    return Recipe(cfg, source, from_file=from_file)
+
+
+def _validate(raw, source):
+    allowed = [*defaults.SECTIONS, *defaults.COMPONENTS]
+    for section in raw:
+        if section not in allowed:
+            raise WorkbenchError(f"{source}: unknown section [{section}].{suggest(section, allowed)} Allowed: {', '.join(allowed)}.")
+    cfg = {}
+    for section, table in defaults.SECTIONS.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise WorkbenchError(f"{source}: [{section}] must be a table of keys.")
+        cfg[section] = dict(table)
+        for key, value in given.items():
+            cfg[section][key] = _typed(f"{section}.{key}", value, table, source)
+    for section, (_, shape) in defaults.COMPONENTS.items():
+        given = raw.get(section, [] if shape is list else {})
+        items = given if shape is list else [given]
+        if not isinstance(given, shape) or not all(isinstance(t, dict) for t in items):
+            form = f"[[{section}]] tables" if shape is list else f"a [{section}] table"
+            raise WorkbenchError(f"{source}: {section} must be written as {form}.")
+        for i, t in enumerate(items):
+            if t and "type" not in t:
+                raise WorkbenchError(f"{source}: {section} #{i + 1} has no 'type' key; name the plugin component to use.")
+        cfg[section] = given
+    return cfg
+
+
+def _typed(dotted, value, table, source):
+    section, key = dotted.split(".", 1)
+    if key not in table:
+        raise WorkbenchError(f"{source}: unknown key '{dotted}'.{suggest(key, table)} Allowed in [{section}]: {', '.join(table)}.")
+    default = table[key]
+    want = type(default)
+    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise WorkbenchError(f"{source}: {dotted} must be {_TYPE_NAMES.get(want, want.__name__)} (like {default!r}), got {value!r}.")
+    return value
+
+
+def parse_value(text):
+    """A `--set` value is read as a TOML value (2, 1e-3, true, [2, 4], "x"); anything else is a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(cfg, item, source, plugins):
+    """Apply one `key=value` to a validated cfg, checking the key exists and the value's type."""
+    if "=" not in item:
+        raise WorkbenchError(f"--set {item}: write KEY=VALUE, for example --set train.epochs=2.")
+    key, text = (s.strip() for s in item.split("=", 1))
+    value, parts = parse_value(text), key.split(".")
+    where = f"--set {item}"
+    head = parts[0]
+    if head in defaults.SECTIONS:
+        if len(parts) != 2:
+            raise WorkbenchError(f"{where}: write {head}.KEY=VALUE; keys: {', '.join(defaults.SECTIONS[head])}.")
+        cfg[head][parts[1]] = _typed(key, value, defaults.SECTIONS[head], where)
+        return
+    if head not in defaults.COMPONENTS:
+        allowed = [*defaults.SECTIONS, *defaults.COMPONENTS]
+        raise WorkbenchError(f"{where}: unknown section '{head}'.{suggest(head, allowed)} Allowed: {', '.join(allowed)}.")
+    kind, shape = defaults.COMPONENTS[head]
+    if shape is dict:
+        table, rest = cfg[head], parts[1:]
+        if not table and rest != ["type"]:
+            raise WorkbenchError(f"{where}: the recipe has no [{head}]; set {head}.type first.")
+    else:
+        if len(parts) < 3:
+            raise WorkbenchError(f"{where}: write {head}.N.KEY=VALUE or {head}.TYPE.KEY=VALUE.")
+        table, rest = _pick(cfg[head], parts[1], head, where), parts[2:]
+    if len(rest) != 1:
+        raise WorkbenchError(f"{where}: too many parts in the key; write {head}{'.N' if shape is list else ''}.KEY=VALUE.")
+    param = rest[0]
+    if param != "type":
+        registry = plugins.registry(kind)
+        known, open_kwargs = parameters(registry.get(table["type"]))
+        if param not in known and not open_kwargs:
+            raise WorkbenchError(f"{where}: unknown key '{param}' for {registry.singular} '{table['type']}'.{suggest(param, known)} Allowed: {', '.join(known) or 'none'}.")
+    table[param] = value
+
+
+def _pick(items, selector, head, where):
+    """Select a list entry by 0-based index or by its unique `type`."""
+    if selector.isdigit():
+        i = int(selector)
+        if i >= len(items):
+            raise WorkbenchError(f"{where}: the recipe has {len(items)} {head} (numbered from 0).")
+        return items[i]
+    hits = [t for t in items if t.get("type") == selector]
+    if len(hits) != 1:
+        types = ", ".join(t.get("type", "?") for t in items) or "none"
+        how = "appears more than once; use its index" if hits else "is not in the recipe"
+        raise WorkbenchError(f"{where}: {head} '{selector}' {how} (recipe has: {types}).")
+    return hits[0]
