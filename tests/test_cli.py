@@ -16,7 +16,7 @@ def test_list_degradations_shows_all_builtins(run_cli):
     assert result.exit_code == 0
     names = {line.split("(")[0] for line in result.output.splitlines()}
     assert {"downsample", "grayscale", "jpeg", "watermark", "erase", "noise", "blur"} <= names
-    assert "jpeg(quality=30, subsampling='4:2:0')  [workbench_plugins.jpeg]" in result.output
+    assert 'jpeg(quality=30, subsampling="4:2:0")  [workbench_plugins.jpeg]' in result.output
 
 
 def test_list_everything_and_recipes(run_cli):

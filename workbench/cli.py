@@ -9,6 +9,7 @@ import click
 from workbench import __version__
 from workbench import plugins as plugin_manager
 from workbench.errors import WorkbenchError
+from workbench.recipe import toml_value
 
 
 class UserError(click.ClickException):
@@ -63,7 +64,8 @@ def plugins():
 
 @cli.command("list")
 @click.argument("kind", required=False, type=click.Choice(plugin_manager.KINDS))
-def list_(kind):
+@click.option("-v", "--verbose", is_flag=True, help="Also print each component's full documentation.")
+def list_(kind, verbose):
     """List degradations, models, losses and recipes with their parameters and plugin."""
     found = get_plugins()
     for k in [kind] if kind else plugin_manager.KINDS:
@@ -72,6 +74,9 @@ def list_(kind):
             click.echo(f"{k}:")
         for name in reg.names():
             click.echo(("  " if not kind else "") + _describe(reg, name))
+            doc = inspect.getdoc(reg.get(name)) if verbose and k != "recipes" else None
+            if doc:
+                click.echo("\n".join("      " + line for line in doc.splitlines()[1:] if line.strip()) + "\n")
 
 
 def _describe(reg, name):
@@ -79,7 +84,7 @@ def _describe(reg, name):
     if reg.kind == "recipes":
         return f"{name}  [{plugin}]"
     params, _ = plugin_manager.parameters(obj)
-    shown = ", ".join(k if d is inspect.Parameter.empty else f"{k}={d!r}" for k, d in params.items())
+    shown = ", ".join(k if d is inspect.Parameter.empty else f"{k}={toml_value(d)}" for k, d in params.items())
     doc = (inspect.getdoc(obj) or "").split("\n")[0]
     return f"{name}({shown})  [{plugin}]" + (f"  {doc}" if doc else "")
 
@@ -121,6 +126,27 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
     for name, score in results:
         click.echo(f"{name}: PSNR {score:.2f} dB")
     click.echo(f"Wrote {len(results)} damaged image(s) to {outdir} (mean PSNR to clean {mean})" + (f"; grid: {outdir}/grid.png" if grid else ""))
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("-o", "--out", "outfile", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--data", help="Folder of training images (default: the recipe's data.train).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key, e.g. data.size=128.")
+@click.option("-n", "count", type=click.IntRange(1, 64), default=8, show_default=True, help="Pairs to show.")
+@click.option("--epoch", type=click.IntRange(0), default=0, show_default=True, help="Which epoch's crops and damage.")
+@click.option("--valid", "split", flag_value="valid", default="train", help="Show validation pairs instead.")
+def batch(spec, outfile, data, overrides, count, epoch, split):
+    """Show the (damaged, clean) pairs recipe SPEC trains on, exactly as the data pipeline makes them."""
+    from workbench import recipe as recipe_loader
+    from workbench.preview import batch_grid, training_pairs
+
+    r = recipe_loader.load(spec, get_plugins(), overrides)
+    if data:
+        r["data"]["train"] = data
+    dataset = training_pairs(r, get_plugins(), split=split)
+    batch_grid(dataset, n=count, epoch=epoch).save(outfile)
+    click.echo(f"Wrote {min(count, len(dataset))} {split} pairs of {dataset!r} to {outfile}")
 
 
 def main():

@@ -161,3 +161,32 @@ def _pick(items, selector, head, where):
         how = "appears more than once; use its index" if hits else "is not in the recipe"
         raise WorkbenchError(f"{where}: {head} '{selector}' {how} (recipe has: {types}).")
     return hits[0]
+
+
+def toml_value(v):
+    """A Python value as TOML source (the subset recipes use)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} {v!r} to TOML")
+
+
+def dumps(cfg):
+    """A resolved recipe as TOML text that `load` reads back to the same cfg."""
+    lines = []
+    for section in [*defaults.SECTIONS, *defaults.COMPONENTS]:
+        tables = cfg.get(section)
+        if not tables:
+            continue
+        for table in tables if isinstance(tables, list) else [tables]:
+            lines.append(f"[[{section}]]" if isinstance(tables, list) else f"[{section}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+            lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""The README stays true: every hook, recipe key and command is documented."""
+from pathlib import Path
+
+from workbench import defaults, hookspecs
+from workbench.cli import cli
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_every_hook_is_documented():
+    hooks = [name for name in dir(hookspecs) if name.startswith("register_")]
+    assert len(hooks) >= 5
+    for name in hooks:
+        assert f"def {name}(" in README, name
+
+
+def test_every_recipe_key_is_in_the_reference():
+    for section, table in defaults.SECTIONS.items():
+        for key in table:
+            assert f"`{section}.{key}`" in README, f"{section}.{key}"
+
+
+def test_every_command_is_documented():
+    for name in cli.commands:
+        assert f"`workbench {name}" in README, name
