@@ -12,6 +12,7 @@ from workbench.metrics import psnr
 from workbench.plugins import build
 
 GRID_ROWS = 8   # enough to judge the damage at a glance; more makes the PNG unwieldy
+ZOOM = 96       # side of the centre crop shown at full resolution (upscaled in the grid)
 
 
 def chain_from_spec(spec, plugins, overrides=()):
@@ -60,6 +61,13 @@ def _load(where):
     return read_image(where)
 
 
+def _zoom(img, side=ZOOM):
+    """The centre crop at full resolution: a downscaled grid tile hides the fine damage."""
+    _, h, w = img.shape
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return img[:, top:top + side, left:left + side]
+
+
 def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
     """Damage each input with its own seed (seed, index); returns [(name, psnr to clean)]."""
     outdir = Path(outdir)
@@ -76,7 +84,8 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
         score = psnr(damaged, clean)
         results.append((name, score))
         if grid and len(rows) < GRID_ROWS:
-            rows.append([(clean, f"{name}: clean"), (damaged, f"damaged, {score:.2f} dB")])
+            rows.append([(clean, f"{name}: clean"), (damaged, f"damaged, {score:.2f} dB"),
+                         (_zoom(clean), "clean, centre zoom"), (_zoom(damaged), "damaged, centre zoom")])
     if grid:
         draw_grid(rows).save(outdir / "grid.png")
     return results
