@@ -11,6 +11,7 @@ DATA = {
     "valid": "",             # "" holds out `valid_fraction` of train; or a folder of validation images
     "valid_fraction": 0.1,   # at least one image is held out whatever the fraction
     "size": 64,              # crop side in pixels: the lesson trains on 64 px Tiny ImageNet images
+    "valid_size": 256,       # centre crop for validation: big enough to judge, small enough for a CPU
     "pad": 4,                # reflect-pad before the random crop, as the lesson's augmentation does
     "flip": True,            # random horizontal flip: free, label-preserving augmentation
     "trivial_augment": False,  # TrivialAugmentWide (Muller & Hutter 2021) on the clean image

@@ -27,3 +27,24 @@ def register_recipes(register):
 @hookspec
 def register_commands(cli):
     """Add click commands to the `workbench` CLI group."""
+
+
+# Training events: loggers and callbacks are plugins too. `run` is the live workbench.train.Run.
+@hookspec
+def on_run_start(run):
+    """Training starts or resumes: run.dir, run.recipe, run.model, run.device, run.start_epoch are set."""
+
+
+@hookspec
+def on_epoch_end(run, epoch, metrics):
+    """Epoch `epoch` (1-based) ended and its checkpoint is written; metrics as in metrics.jsonl."""
+
+
+@hookspec
+def on_validation_end(run, epoch, metrics, images):
+    """Validation ended; images is a list of (name, damaged, restored, clean) 3 x H x W tensors."""
+
+
+@hookspec
+def on_run_end(run, metrics):
+    """Training finished (all epochs, or stopped cleanly); metrics of the last epoch."""

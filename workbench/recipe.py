@@ -140,7 +140,7 @@ def apply_override(cfg, item, source, plugins):
     if len(rest) != 1:
         raise WorkbenchError(f"{where}: too many parts in the key; write {head}{'.N' if shape is list else ''}.KEY=VALUE.")
     param = rest[0]
-    if param != "type":
+    if param != "type" and not (head == "losses" and param == "weight"):  # weight is the engine's
         registry = plugins.registry(kind)
         known, open_kwargs = parameters(registry.get(table["type"]))
         if param not in known and not open_kwargs:

@@ -1,0 +1,130 @@
+"""`unet`: the res-block U-Net of fast.ai course22p2 (notebooks 24-25, super-resolution).
+
+A U-Net (Ronneberger et al. 2015) built from res blocks (He et al. 2016), with the lesson's
+changes: skips are *added*, not concatenated; the input image itself is added back before the
+last block; the last layers start at zero, so the untrained net returns its input exactly and
+training learns only the correction; optional "cross connections" pass each skip through a res
+block and a conv; the encoder (`start` + `down`) can be a trained `classifier`'s stem and stages.
+"""
+import inspect
+
+from torch import nn
+from torch.nn import functional as F
+
+from workbench import checkpoint, hookimpl
+from workbench.layers import ResBlock, add_, check_config, conv, make_stage
+from workbench_plugins.classifier import Classifier
+
+
+class UNet(nn.Module):
+    """Res-block U-Net with additive skips that starts as the identity (fast.ai lesson 25).
+
+    widths: channels per level, shallow to deep; each level after the first halves the size.
+    blocks: res blocks per level, in the down and the up path.
+    cross_connections: pass each skip through a res block and a conv before adding it (lesson 25).
+    preact: pre-activation res blocks (He et al. 2016, Identity Mappings).
+    norm: normalisation: "batch", "instance", "group" or "none".
+    act: activation: "relu", "gelu", "silu" or "leaky" (LeakyReLU 0.1).
+    encoder: "" or a classifier run directory (or checkpoint file) whose stem and stages become
+      the U-Net's start and down path; its widths must begin with these widths.
+    """
+
+    def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
+                 act="relu", encoder=""):
+        super().__init__()
+        check_config(widths=widths, blocks=blocks, norm=norm, act=act)
+        if not isinstance(encoder, str):
+            raise ValueError(f"encoder = {encoder!r} must be \"\" or the path of a classifier run directory or checkpoint")
+        self.widths, self.blocks, self.preact, self.norm, self.act = list(widths), blocks, preact, norm, act
+        kw = dict(act=act, norm=norm, preact=preact)
+        n = len(widths)
+        self.start = ResBlock(3, widths[0], **kw)
+        self.down = nn.ModuleList(make_stage(widths[i], widths[i + 1], blocks=blocks, stride=2, **kw)
+                                  for i in range(n - 1))
+        self.up = nn.ModuleList(nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
+                                              *make_stage(widths[i], widths[i - 1], blocks=blocks, stride=1, **kw))
+                                for i in range(n - 1, 0, -1))
+        # No activation after the last sum and a projection to zero: with zero_() it outputs exactly 0.
+        self.up.append(ResBlock(widths[0], 3, final_act=False, project=True, **kw).zero_(identity=True))
+        if cross_connections:
+            self.cross = nn.ModuleList(nn.Sequential(ResBlock(w, w, **kw), conv(w, w, act=None, norm="none"))
+                                       for w in widths[:-1])
+        else:
+            self.cross = None
+        # end(0 + img) == img: its residual branch is zeroed and its identity path is the image itself.
+        self.end = ResBlock(3, 3, act=None, norm=norm, preact=preact).zero_()
+        if encoder:
+            self.load_encoder(encoder)
+
+    @property
+    def stride(self):
+        """Total stride: inputs are padded to a multiple of it."""
+        return 2 ** (len(self.widths) - 1)
+
+    def encoder_parameters(self):
+        """Parameters of the encoder (start + down), which the trainer may freeze for a few epochs."""
+        return [*self.start.parameters(), *self.down.parameters()]
+
+    def load_encoder(self, where):
+        """Copy a trained classifier's `stem.*` into `start.*` and `stages.{i}.*` into `down.{i}.*`."""
+        state = checkpoint.load(where)
+        spec = state["recipe"].get("model", {})
+        if spec.get("type", "classifier") != "classifier":
+            raise ValueError(f"encoder {where}: is a '{spec['type']}' checkpoint; the encoder must be a trained 'classifier'")
+        cfg = {k: p.default for k, p in inspect.signature(Classifier).parameters.items()} | spec
+        theirs = list(cfg["widths"])
+        if theirs[:len(self.widths)] != self.widths:
+            raise ValueError(f"encoder {where}: the classifier's widths {theirs} do not start with the U-Net's widths {self.widths}")
+        for key in ("blocks", "norm", "act", "preact"):
+            if cfg[key] != getattr(self, key):
+                raise ValueError(f"encoder {where}: the classifier has {key} = {cfg[key]!r} but the U-Net has {key} = {getattr(self, key)!r}")
+        mine = {k: v for k, v in self.state_dict().items() if k.startswith(("start.", "down."))}
+        rename = lambda k: "stem." + k[6:] if k.startswith("start.") else "stages." + k[5:]
+        missing = [rename(k) for k in mine if rename(k) not in state["model"]]
+        if missing:
+            raise ValueError(f"encoder {where}: the checkpoint lacks {len(missing)} encoder weights, e.g. {missing[0]}")
+        for k, v in mine.items():
+            src = state["model"][rename(k)]
+            if src.shape != v.shape:
+                raise ValueError(f"encoder {where}: {rename(k)} has shape {tuple(src.shape)}, the U-Net's {k} {tuple(v.shape)}")
+            v.copy_(src)  # state_dict tensors share storage with the parameters and buffers
+
+    def _pad(self, img):
+        """Pad symmetrically to a multiple of the stride, and at least twice the stride, so every
+        level has even sizes and the deepest is at least 2 x 2 (norms need more than one value)."""
+        h, w = img.shape[-2:]
+        s = self.stride
+        ph, pw = max(-(-h // s) * s, 2 * s) - h, max(-(-w // s) * s, 2 * s) - w
+        if not ph and not pw:
+            return img, 0, 0
+        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        # Reflect needs each pad smaller than the side; tiny images fall back to replicate.
+        mode = "reflect" if pad[1] < w and pad[3] < h else "replicate"
+        return F.pad(img, pad, mode=mode), ph // 2, pw // 2
+
+    def forward(self, img):
+        """B x 3 x H x W -> B x 3 x H x W, any H and W."""
+        # 1. pad
+        h, w = img.shape[-2:]
+        x0, top, left = self._pad(img)
+        # 2. down: keep the input of every down stage as a skip
+        x, skips = self.start(x0), []
+        for down in self.down:
+            skips.append(x)
+            x = down(x)
+        # 3. up: add the skip of the same size (not concatenate), then upsample and convolve
+        for i, up in enumerate(self.up):
+            if i:
+                j = len(self.up) - 1 - i
+                s = skips.pop()
+                # A cross connection ends in a plain conv, whose output autograd does not keep: add in place.
+                x = add_(self.cross[j](s), x) if self.cross is not None else x + s
+            x = up(x)
+        x = self.end(add_(x, x0))  # the last up block's output is a bare sum: safe to add into
+        # 4. crop
+        return x[..., top:top + h, left:left + w] if x.shape[-2:] != (h, w) else x
+
+
+@hookimpl
+def register_models(register):
+    register("unet", UNet)

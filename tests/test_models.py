@@ -1,0 +1,178 @@
+"""The U-Net and classifier plugins: identity at init, any size, gradients, encoder transfer, errors."""
+import pytest
+import torch
+
+from workbench import checkpoint
+from workbench.layers import ResBlock, groups_for, make_stage
+from workbench_plugins import classifier as classifier_plugin, unet as unet_plugin
+from workbench_plugins.classifier import Classifier
+from workbench_plugins.unet import UNet
+
+SIZES = [(1, 3, 8, 8), (2, 3, 17, 23), (1, 3, 64, 64), (1, 3, 33, 40)]
+CONFIGS = [{}, {"blocks": 2}, {"cross_connections": True}, {"preact": True}, {"norm": "instance"},
+           {"norm": "group"}, {"norm": "none"}, {"act": "gelu"}, {"widths": [16, 32]},
+           {"act": "leaky", "preact": True, "norm": "none"}, {"widths": [3, 8]}, {"widths": [8]}]
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
+def test_untrained_unet_returns_its_input(cfg):
+    model = UNet(**cfg)
+    for train in (True, False):
+        model.train(train)
+        for size in SIZES:
+            img = torch.rand(size)
+            with torch.no_grad():
+                out = model(img)
+            assert out.shape == img.shape
+            assert (out - img).abs().max() <= 1e-6, (cfg, train, size)
+
+
+def test_identity_holds_with_gradients_and_autocast():
+    model, img = UNet(), torch.rand(2, 3, 20, 28)
+    assert torch.equal(model(img), img)  # grad mode: the in-place adds take other paths
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(img)
+    # The image skip stays float32 under autocast, so the identity is exact and not rounded to bf16.
+    assert out.dtype == torch.float32 and torch.equal(out, img)
+
+
+def test_tiny_images_fall_back_to_replicate_padding():
+    model = UNet().eval()
+    for size in [(1, 3, 1, 1), (1, 3, 2, 5), (1, 3, 3, 100)]:
+        img = torch.rand(size)
+        assert torch.equal(model(img), img)
+
+
+def train_step(model, img, lr=0.1):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loss = (model(img) - img.flip(-1)).abs().mean()
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+
+
+@pytest.mark.parametrize("cfg", [{}, {"cross_connections": True, "preact": True}, {"norm": "none", "act": "silu"}], ids=str)
+def test_training_changes_the_output_and_keeps_any_size(cfg):
+    model = UNet(widths=[8, 16, 32], **cfg)
+    train_step(model, torch.rand(4, 3, 32, 32))
+    model.eval()
+    for size in [(1, 3, 17, 23), (2, 3, 9, 40), (1, 3, 64, 64)]:
+        img = torch.rand(size)
+        with torch.no_grad():
+            out = model(img)
+        assert out.shape == img.shape and torch.isfinite(out).all()
+        assert (out - img).abs().max() > 1e-4
+
+
+def test_gradients_reach_every_parameter():
+    model = UNet(widths=[8, 16, 32], cross_connections=True)
+    img = torch.rand(4, 3, 32, 32)
+    (model(img) - img.flip(-1)).abs().mean().backward()
+    # At init the zeroed last layers block the path back, but the encoder is still in the graph.
+    assert all(p.grad is not None for p in model.encoder_parameters())
+    model.zero_grad()
+    train_step(model, img)
+    (model(img) - img.flip(-1)).abs().mean().backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead
+
+
+def test_unet_structure_and_stride():
+    model = UNet(widths=[8, 16, 32, 64], blocks=2)
+    assert model.stride == 8
+    assert len(model.down) == 3 and len(model.up) == 4 and model.cross is None
+    assert all(len(stage) == 2 for stage in model.down)
+    assert {id(p) for p in model.encoder_parameters()} == {id(p) for m in (model.start, model.down) for p in m.parameters()}
+    assert len(UNet(widths=[8, 16], cross_connections=True).cross) == 1
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_classifier_output(size):
+    model = Classifier(classes=7, widths=[8, 16, 32])
+    assert model(torch.rand(3, 3, size, size)).shape == (3, 7)
+    model.eval()
+    assert model(torch.rand(1, 3, size + 1, size - 3)).shape == (1, 7)
+    assert Classifier(classes=2, preact=True, widths=[8, 16])(torch.rand(2, 3, size, size)).shape == (2, 2)
+
+
+def test_classifier_and_unet_encoder_share_structure():
+    clf, net = Classifier(classes=3), UNet()
+    theirs = {k.replace("stem.", "start.", 1).replace("stages.", "down.", 1): v.shape
+              for k, v in clf.state_dict().items() if k.startswith(("stem.", "stages."))}
+    mine = {k: v.shape for k, v in net.state_dict().items() if k.startswith(("start.", "down."))}
+    assert theirs == mine
+
+
+def save_classifier(tmp_path, **params):
+    clf = Classifier(classes=5, **params)
+    clf.train()(torch.rand(4, 3, 16, 16))  # move the batch-norm statistics away from their defaults
+    state = {"format": 1, "model": clf.state_dict(), "recipe": {"model": {"type": "classifier", "classes": 5, **params}}}
+    checkpoint.save(state, tmp_path / "run" / "checkpoints" / "best.pt")
+    return clf
+
+
+def test_encoder_transfer(tmp_path):
+    clf = save_classifier(tmp_path, widths=[16, 32, 64])
+    net = UNet(widths=[16, 32], encoder=str(tmp_path / "run"))
+    ours = net.state_dict()
+    for k, v in clf.state_dict().items():
+        if k.startswith("stem."):
+            assert torch.equal(ours["start." + k[5:]], v), k
+        elif k.startswith("stages.0."):
+            assert torch.equal(ours["down." + k[7:]], v), k
+    file = tmp_path / "run" / "checkpoints" / "best.pt"
+    assert torch.equal(UNet(widths=[16, 32], encoder=str(file)).start.convs[0][0].weight, clf.stem.convs[0][0].weight)
+    img = torch.rand(1, 3, 16, 16)
+    assert torch.equal(net.eval()(img), img)  # the pretrained encoder leaves the identity at init intact
+
+
+def test_encoder_mismatch_is_an_error_naming_both(tmp_path):
+    save_classifier(tmp_path, widths=[16, 32, 64])
+    with pytest.raises(ValueError, match=r"\[16, 32, 64\].*\[8, 16\]"):
+        UNet(widths=[8, 16], encoder=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="norm = 'batch'.*norm = 'group'"):
+        UNet(widths=[16, 32], norm="group", encoder=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="neither a run directory"):
+        UNet(encoder=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("factory", [UNet, lambda **kw: Classifier(classes=3, **kw)])
+@pytest.mark.parametrize("kw, option", [({"widths": []}, "widths"), ({"widths": [32, -1]}, "widths"),
+                                        ({"widths": 32}, "widths"), ({"blocks": 0}, "blocks"),
+                                        ({"norm": "layer"}, "norm"), ({"act": "tanh"}, "act")])
+def test_bad_options_name_the_option(factory, kw, option):
+    with pytest.raises(ValueError, match=option) as err:
+        factory(**kw)
+    assert repr(next(iter(kw.values())))[:6] in str(err.value)
+
+
+def test_classifier_needs_classes():
+    with pytest.raises(ValueError, match="classes >= 1"):
+        Classifier()
+    with pytest.raises(ValueError, match="dropout"):
+        Classifier(classes=2, dropout=1.5)
+
+
+def test_layers():
+    assert groups_for(64) == 32 and groups_for(48) == 24 and groups_for(3) == 3
+    stage = make_stage(8, 16, blocks=3, stride=2, act="silu", norm="group")
+    assert len(stage) == 3 and stage(torch.rand(2, 8, 9, 9)).shape == (2, 16, 5, 5)
+    block = ResBlock(8, 8, final_act=False).zero_()
+    x = torch.randn(2, 8, 6, 6)
+    assert torch.equal(block(x), x)  # zeroed residual branch + untouched identity
+    with pytest.raises(ValueError, match="project=True"):
+        ResBlock(8, 8).zero_(identity=True)
+
+
+def test_plugins_register_their_models():
+    names = {}
+    unet_plugin.register_models(lambda name, obj: names.setdefault(name, obj))
+    classifier_plugin.register_models(lambda name, obj: names.setdefault(name, obj))
+    assert names == {"unet": UNet, "classifier": Classifier}
+    for cls in names.values():  # `workbench list models -v` shows the first line and the parameters
+        assert cls.__doc__.splitlines()[0] and "widths:" in cls.__doc__ and "act:" in cls.__doc__

@@ -1,0 +1,141 @@
+"""The training engine: run directory, validation metrics, checkpoints, resume, lr-find, events."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench import checkpoint, hookimpl
+from workbench import plugins as plugin_manager
+from workbench import recipe as recipes
+from workbench.train import train
+
+HERE = Path(__file__).parent
+TINY = HERE / "plugin_files" / "tiny_model.py"
+RECIPE = """
+[recipe]
+seed = 3
+[data]
+size = 24
+valid_size = 32
+repeat = 3
+batch_size = 4
+workers = 0
+[[degradations]]
+type = "blur"
+sigma = [0.5, 1.5]
+[model]
+type = "tiny"
+[[losses]]
+type = "l1"
+[[losses]]
+type = "mse"
+weight = 0.5
+[train]
+epochs = 2
+lr = 3e-3
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_plugins():
+    return plugin_manager.load([TINY])
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(RECIPE)
+    return path
+
+
+def test_run_directory_contents(tmp_path, recipe_file, tiny_plugins):
+    r = recipes.load(str(recipe_file), tiny_plugins)
+    run = train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False)
+    assert {p.name for p in run.iterdir()} >= {"recipe.toml", "metrics.jsonl", "checkpoints", "grid.png"}
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert {"loss/l1", "loss/mse", "train_loss", "images_per_s", "lr"} <= set(lines[0])
+    assert {"psnr", "ssim", "input_psnr", "input_ssim"} <= set(lines[0]["valid"])
+    best = checkpoint.load(run, "best")
+    assert best["recipe"]["model"]["type"] == "tiny" and "optimizer" not in best
+    last = checkpoint.load(run, "last")
+    assert last["epoch"] == 2 and {"optimizer", "scheduler", "rng"} <= set(last)
+    # The resolved recipe reads back to the same settings.
+    again = recipes.load(str(run / "recipe.toml"), tiny_plugins)
+    assert again.cfg == r.cfg
+    model, _ = checkpoint.load_model(run, tiny_plugins)
+    assert isinstance(model, torch.nn.Module)
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, recipe_file, tiny_plugins):
+    r = recipes.load(str(recipe_file), tiny_plugins, ["train.epochs=1"])
+    train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False)
+    from workbench.errors import WorkbenchError
+    with pytest.raises(WorkbenchError, match="already holds a run; continue it with --resume"):
+        train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False)
+
+
+def cli(*args, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    env.pop("WORKBENCH_PLUGINS", None)
+    return subprocess.run([sys.executable, "-m", "workbench", "--plugin", str(TINY), *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, recipe_file):
+    straight = cli("run", recipe_file, "--out", tmp_path / "straight", "--device", "cpu", "-q")
+    assert straight.returncode == 0, straight.stderr
+    killed = cli("run", recipe_file, "--out", tmp_path / "killed", "--device", "cpu", "-q",
+                 env_extra={"TINY_KILL_AFTER_EPOCH": "1"})
+    assert killed.returncode == -9                       # really killed, after epoch 1's checkpoint
+    assert checkpoint.load(tmp_path / "killed", "last")["epoch"] == 1
+    resumed = cli("run", "--resume", tmp_path / "killed", "--device", "cpu", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    a = checkpoint.load(tmp_path / "straight", "last")["model"]
+    b = checkpoint.load(tmp_path / "killed", "last")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
+def test_resume_refuses_changes(tmp_path, recipe_file):
+    proc = cli("run", "--resume", tmp_path, "--set", "train.epochs=3")
+    assert proc.returncode == 2 and "give only --resume RUN_DIR" in proc.stderr
+
+
+def test_lr_find_writes_plot(tmp_path, recipe_file):
+    proc = cli("lr-find", recipe_file, "-o", tmp_path / "lr.png", "--steps", 12, "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "lr.png").stat().st_size > 1000 and "Suggested learning rate" in proc.stdout
+
+
+def test_events_reach_plugins(tmp_path, recipe_file, tiny_plugins):
+    seen = []
+
+    class Logger:
+        @hookimpl
+        def on_run_start(self, run):
+            seen.append(("start", run.epochs))
+
+        @hookimpl
+        def on_validation_end(self, epoch, metrics, images):
+            seen.append(("valid", epoch, round(metrics["psnr"], 3), len(images), images[0][1].shape[0]))
+
+        @hookimpl
+        def on_epoch_end(self, epoch, metrics):
+            seen.append(("epoch", epoch, "valid" in metrics))
+
+        @hookimpl
+        def on_run_end(self, metrics):
+            seen.append(("end", metrics["epoch"]))
+
+    plugins = plugin_manager.load([TINY])
+    plugins.pm.register(Logger())
+    r = recipes.load(str(recipe_file), plugins, ["train.epochs=1"])
+    train(r, plugins, out=tmp_path / "run", device="cpu", progress=False)
+    assert [s[0] for s in seen] == ["start", "valid", "epoch", "end"]
+    assert seen[1][3] >= 1 and seen[1][4] == 3 and seen[2] == ("epoch", 1, True)

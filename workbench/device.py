@@ -1,0 +1,39 @@
+"""Where training runs: CUDA, Apple MPS or CPU, and which autocast precision that device earns."""
+import contextlib
+
+import torch
+
+from workbench.errors import WorkbenchError
+
+
+def pick_device(name="auto"):
+    """'auto' takes the fastest available device; an explicit name must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise WorkbenchError(f"--device {name}: not a device name; use auto, cpu, cuda, cuda:N or mps.") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise WorkbenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto.")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise WorkbenchError(f"--device {name}: Apple MPS is not available on this machine; use --device cpu or auto.")
+    return device
+
+
+def autocast_dtype(device, enabled):
+    """bf16 where the GPU supports it (no loss scaling needed), else fp16; CPU stays float32,
+    where autocast rarely speeds convolutions up and can cost accuracy."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

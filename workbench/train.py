@@ -1,0 +1,235 @@
+"""The training engine: a recipe in, a trained restorer in a run directory out.
+
+AdamW with a one-cycle schedule (Smith 2018), as the lesson trains; validation after every epoch;
+`last.pt` (everything a resume needs) and `best.pt` written atomically. Randomness of the data
+is a function of (seed, epoch, index) and the torch RNG state is checkpointed, so a resumed run
+ends exactly as an uninterrupted one.
+"""
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from workbench import checkpoint, distributed, rundir
+from workbench.data import EpochSampler, make_loader
+from workbench.device import autocast, autocast_dtype, pick_device
+from workbench.errors import WorkbenchError
+from workbench.objective import as_floats, build_objective
+from workbench.plugins import build
+from workbench.task import make_task
+
+MAX_BAD_STEPS = 10   # consecutive non-finite losses before the run stops instead of skipping
+
+
+@dataclass
+class Run:
+    """What event plugins see of a live run."""
+
+    dir: Path
+    recipe: object
+    model: torch.nn.Module
+    device: torch.device
+    epochs: int
+    start_epoch: int = 0
+    rank: int = 0
+    world: int = 1
+    task: str = "restore"
+    history: list = field(default_factory=list)
+
+
+def train(recipe, plugins, *, out=None, device="auto", resume=None, progress=True):
+    """Train `recipe`; returns the run directory. `resume` continues a run directory's last.pt."""
+    device = pick_device(device)
+    rank, world, device = distributed.setup(device)
+    try:
+        return _Trainer(recipe, plugins, device, rank, world, progress).fit(out, resume)
+    finally:
+        distributed.teardown()
+
+
+class _Trainer:
+    def __init__(self, recipe, plugins, device, rank, world, progress):
+        self.recipe, self.plugins, self.device, self.rank, self.world = recipe, plugins, device, rank, world
+        self.progress = progress and rank == 0
+        tcfg, data = recipe["train"], recipe["data"]
+        if tcfg["epochs"] < 1:
+            raise WorkbenchError(f"{recipe.source}: train.epochs must be 1 or more, got {tcfg['epochs']}.")
+        torch.manual_seed(recipe["recipe"]["seed"])   # same initial weights on every rank and every run
+        # 1. data
+        self.task = make_task(recipe, plugins)
+        sampler = EpochSampler(len(self.task.train), shuffle=True, seed=recipe["recipe"]["seed"])
+        self.sampler = distributed.ShardedSampler(sampler, rank, world) if world > 1 else sampler
+        self.loader = make_loader(self.task.train, self.sampler, batch_size=data["batch_size"], workers=data["workers"], drop_last=True)
+        valid_sampler = EpochSampler(len(self.task.valid), shuffle=False)
+        self.valid_loader = make_loader(self.task.valid, valid_sampler, batch_size=data["batch_size"], workers=0)
+        self.steps = len(self.loader) if tcfg["steps_per_epoch"] <= 0 else min(len(self.loader), tcfg["steps_per_epoch"])
+        # 2. model, resolved so the checkpoint can rebuild it
+        recipe.cfg["model"] = self.task.configure_model(dict(recipe["model"] or {"type": "unet"}))
+        _, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
+        self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
+        self.model.to(device, memory_format=self.memory_format)
+        self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if world > 1 else self.model
+        self.objective = build_objective(recipe, plugins, default=self.task.default_loss).to(device)
+        # 3. optimiser and schedule
+        self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"])
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        params = [p for p in self.model.parameters()]
+        self.opt = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps)
+        self.best = -math.inf
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def fit(self, out, resume):
+        tcfg = self.recipe["train"]
+        start = 0
+        if resume is not None:
+            run_dir = Path(resume)
+            start = self._load_state(run_dir)
+        elif self.rank == 0:
+            run_dir = rundir.new_run_dir(self.recipe.name, out)
+            rundir.write_recipe(run_dir, self.recipe)
+        else:
+            run_dir = Path(out) if out else None
+        self.run = Run(run_dir, self.recipe, self.model, self.device, tcfg["epochs"], start, self.rank, self.world, self.task.kind)
+        self._hook("on_run_start", run=self.run)
+        metrics = {}
+        for epoch in range(start, tcfg["epochs"]):
+            self._set_frozen(epoch < tcfg["freeze_epochs"])
+            train_metrics = self._train_epoch(epoch)
+            metrics = self._end_epoch(epoch, train_metrics)
+        self._hook("on_run_end", run=self.run, metrics=metrics)
+        if self.progress:
+            tqdm.write(f"Finished: {self._summary(metrics)}. Run directory: {run_dir}")
+        return run_dir
+
+    def _train_epoch(self, epoch):
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        totals, n_images, n_steps, bad, t0 = {}, 0, 0, 0, time.perf_counter()
+        bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.run.epochs}", disable=not self.progress, leave=False)
+        for step, batch in enumerate(self.loader):
+            if step >= self.steps:
+                break
+            x, y = self.task.inputs(batch, self.device)
+            x = x.contiguous(memory_format=self.memory_format)
+            with autocast(self.device, self.amp_dtype):
+                out = self.ddp(x)
+                loss, terms = self.objective(out.float(), y)
+            if not torch.isfinite(loss):
+                # Skip the step rather than poison the weights; give up if it keeps happening.
+                bad += 1
+                self.opt.zero_grad(set_to_none=True)
+                if bad >= MAX_BAD_STEPS:
+                    raise WorkbenchError(f"training diverged: {bad} non-finite losses in a row at epoch {epoch + 1}; lower train.lr (now {self.recipe['train']['lr']}). The last good checkpoint is kept.")
+                self.sched.step()
+                continue
+            bad = 0
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.recipe["train"]["grad_clip"] > 0:
+                self.scaler.unscale_(self.opt)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe["train"]["grad_clip"])
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.step()
+            n_images += len(x)
+            n_steps += 1
+            loss = loss.detach()
+            for k, v in {"loss": loss, **terms}.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            rate = n_images * self.world / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
+            bar.update()
+        bar.close()
+        seconds = time.perf_counter() - t0
+        out = {f"train_{k}" if k == "loss" else k: distributed.all_mean(v / max(n_steps, 1), self.device) for k, v in totals.items()}
+        return {**out, "images_per_s": n_images * self.world / max(seconds, 1e-9), "seconds": seconds,
+                "lr": self.sched.get_last_lr()[0]}
+
+    def _end_epoch(self, epoch, train_metrics):
+        record = {"epoch": epoch + 1, **train_metrics}
+        if self.rank == 0:
+            self.model.eval()
+            valid, images = self.task.validate(self.model, self.valid_loader, self.device, self.amp_dtype)
+            record["valid"] = valid
+            self._hook("on_validation_end", run=self.run, epoch=epoch + 1, metrics=valid, images=images)
+            rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
+            self._save(epoch + 1, valid)
+            rundir.save_grid(self.run.dir, images)
+            if self.progress:
+                tqdm.write(f"epoch {epoch + 1}/{self.run.epochs}: {self._summary(record)}")
+        distributed.barrier()
+        self.run.history.append(record)
+        self._hook("on_epoch_end", run=self.run, epoch=epoch + 1, metrics=record)
+        return record
+
+    # -- state ------------------------------------------------------------------------------------
+    def _state(self, epochs_done, valid):
+        return {"format": checkpoint.FORMAT, "model": self.model.state_dict(), "recipe": self.recipe.cfg,
+                "versions": checkpoint.versions(), "epoch": epochs_done, "metrics": valid, "task": self.task.kind}
+
+    def _save(self, epochs_done, valid):
+        state = self._state(epochs_done, valid)
+        score = valid.get(self.task.best_key, -math.inf)
+        improved = score > self.best
+        if improved:
+            self.best = score
+            checkpoint.save(state, self.run.dir / "checkpoints" / "best.pt")
+        state.update(optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), scaler=self.scaler.state_dict(),
+                     rng=_rng_state(), best=self.best)
+        checkpoint.save(state, self.run.dir / "checkpoints" / "last.pt")
+
+    def _load_state(self, run_dir):
+        state = checkpoint.load(run_dir, which="last")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        self.best = state["best"]
+        if self.rank == 0:
+            rundir.truncate_metrics(run_dir, state["epoch"])
+        if self.progress:
+            tqdm.write(f"Resuming {run_dir} after epoch {state['epoch']} of {self.recipe['train']['epochs']}.")
+        return state["epoch"]
+
+    def _set_frozen(self, frozen):
+        """Freeze a pretrained encoder for the first train.freeze_epochs epochs (lesson 25)."""
+        encoder = getattr(self.model, "encoder_parameters", None)
+        if encoder is None or not self.recipe["model"].get("encoder"):
+            return
+        for p in encoder():
+            p.requires_grad_(not frozen)
+
+    def _hook(self, name, **kw):
+        if self.rank != 0:
+            return
+        for impl in getattr(self.plugins.pm.hook, name).get_hookimpls():
+            try:
+                impl.function(**{k: kw[k] for k in impl.argnames})
+            except Exception as e:
+                raise WorkbenchError(f"plugin '{impl.plugin_name}' failed in {name}: {type(e).__name__}: {e}") from e
+
+    def _summary(self, record):
+        valid = record.get("valid", record)
+        if self.task.kind == "classify":
+            return f"train loss {record.get('train_loss', math.nan):.4f}, valid accuracy {valid.get('accuracy', math.nan):.3f}"
+        return (f"train loss {record.get('train_loss', math.nan):.4f}, valid PSNR {valid.get('psnr', math.nan):.2f} dB "
+                f"(input {valid.get('input_psnr', math.nan):.2f}), SSIM {valid.get('ssim', math.nan):.4f} "
+                f"(input {valid.get('input_ssim', math.nan):.4f})")
+
+
+def _rng_state():
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
