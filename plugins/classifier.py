@@ -24,6 +24,8 @@ class Classifier(nn.Module):
     dropout: dropout probability before the linear layer.
     """
 
+    task = "classify"   # the trainer feeds it labelled crops and scores accuracy, not PSNR
+
     def __init__(self, *, classes=0, widths=[32, 64, 128, 256], blocks=1, preact=False, norm="batch", act="relu",
                  dropout=0.1):
         super().__init__()

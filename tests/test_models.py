@@ -56,7 +56,8 @@ def train_step(model, img, lr=0.1):
     opt.zero_grad()
 
 
-@pytest.mark.parametrize("cfg", [{}, {"cross_connections": True, "preact": True}, {"norm": "none", "act": "silu"}], ids=str)
+@pytest.mark.parametrize("cfg", [{}, {"cross_connections": True, "preact": True}, {"norm": "none", "act": "silu"},
+                                 {"norm": "group", "act": "gelu"}, {"norm": "instance", "act": "leaky", "blocks": 2}], ids=str)
 def test_training_changes_the_output_and_keeps_any_size(cfg):
     model = UNet(widths=[8, 16, 32], **cfg)
     train_step(model, torch.rand(4, 3, 32, 32))

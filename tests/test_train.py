@@ -139,3 +139,22 @@ def test_events_reach_plugins(tmp_path, recipe_file, tiny_plugins):
     train(r, plugins, out=tmp_path / "run", device="cpu", progress=False)
     assert [s[0] for s in seen] == ["start", "valid", "epoch", "end"]
     assert seen[1][3] >= 1 and seen[1][4] == 3 and seen[2] == ("epoch", 1, True)
+
+
+def test_two_process_ddp_matches_one_process(tmp_path):
+    """torchrun with 2 CPU processes (gloo), batch 4 each, equals one process with batch 8."""
+    recipe = tmp_path / "ddp.toml"
+    recipe.write_text(RECIPE.replace("repeat = 3", "repeat = 8").replace("batch_size = 4", "batch_size = 4\nflip = false"))
+    env = {**os.environ, "WORKBENCH_PLUGINS": str(TINY), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "workbench",
+                           "run", str(recipe), "--out", str(tmp_path / "ddp"), "--device", "cpu", "-q"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == str(tmp_path / "ddp")             # only rank 0 speaks and writes
+    lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    single = cli("run", recipe, "--out", tmp_path / "single", "--device", "cpu", "-q", "--set", "data.batch_size=8")
+    assert single.returncode == 0, single.stderr
+    a = checkpoint.load(tmp_path / "ddp", "last")["model"]
+    b = checkpoint.load(tmp_path / "single", "last")["model"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

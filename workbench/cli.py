@@ -2,6 +2,7 @@
 import inspect
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def run(spec, data, valid, out, overrides, device, resume, quiet):
     else:
         r = _recipe_with_data(spec, overrides, data, valid)
     run_dir = train(r, get_plugins(), out=out, device=device, resume=resume, progress=not quiet)
-    if quiet:
+    if quiet and os.environ.get("RANK", "0") == "0":   # under torchrun only rank 0 speaks
         click.echo(str(run_dir))
 
 

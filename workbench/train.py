@@ -78,7 +78,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         params = [p for p in self.model.parameters()]
         self.opt = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)  # +1: the last step() must not wrap the cycle
         self.best = -math.inf
 
     # -- the loop ---------------------------------------------------------------------------------
