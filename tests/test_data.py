@@ -149,9 +149,11 @@ def test_split_is_deterministic_disjoint_and_never_empty():
         split_train_valid(10, 1.5, seed=0)
 
 
-def test_open_splits_holds_out_a_fraction_of_a_folder(mixed):
-    (tr_src, tr), (va_src, va) = open_splits(str(mixed), valid_fraction=0.4, seed=0)
-    assert tr_src is va_src and len(tr) == 3 and len(va) == 2
+def test_open_splits_holds_out_a_fraction_of_a_folder(tmp_path):
+    for k in range(12):
+        save(tmp_path / f"img{k:02d}.png", seed=k)
+    (tr_src, tr), (va_src, va) = open_splits(str(tmp_path), valid_fraction=0.25, seed=0)
+    assert tr_src is va_src and len(tr) == 9 and len(va) == 3 and not set(tr) & set(va)
 
 
 def dataset(src, chain, **kw):
@@ -266,3 +268,14 @@ def test_bad_settings_are_workbench_errors(mixed):
         dataset(src, [], size=0)
     with pytest.raises(WorkbenchError, match="no images"):
         PairDataset(src, [], [], size=8)
+
+
+def test_small_sets_hold_out_a_region_of_every_image(tmp_path):
+    for k in range(4):
+        save(tmp_path / f"img{k}.png", h=20, w=40, seed=k)
+    (tr_src, tr), (va_src, va) = open_splits(str(tmp_path), valid_fraction=0.1)
+    assert tr == va == [0, 1, 2, 3]
+    full, train_part, valid_part = open_source(tmp_path).load(2), tr_src.load(2), va_src.load(2)
+    assert train_part.shape == (3, 20, 30) and valid_part.shape == (3, 20, 10)   # a quarter of the longer side
+    assert torch.equal(torch.cat([train_part, valid_part], dim=-1), full)       # disjoint, nothing lost
+    assert va_src.min_side() == 10

@@ -29,7 +29,9 @@ class RestoreTask:
         chain = recipe.degradation_chain(plugins)
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
                                  trivial_augment=data["trivial_augment"], seed=seed, repeat=data["repeat"])
-        self.valid = PairDataset(valid_src, valid_idx, chain, size=data["valid_size"], seed=seed, train=False)
+        # Region hold-outs are thin strips: judge on the largest square that fits in all of them.
+        valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
+        self.valid = PairDataset(valid_src, valid_idx, chain, size=valid_size, seed=seed, train=False)
 
     def configure_model(self, spec):
         return spec

@@ -3,6 +3,7 @@ from workbench.data.pairs import EpochSampler, PairDataset, centre_crop, make_lo
 from workbench.data.sources import (
     SAMPLE_NAMES,
     FolderSource,
+    RegionSource,
     SampleSource,
     is_tiny_imagenet,
     open_source,
@@ -15,6 +16,7 @@ __all__ = [
     "EpochSampler",
     "FolderSource",
     "PairDataset",
+    "RegionSource",
     "SampleSource",
     "centre_crop",
     "is_tiny_imagenet",

@@ -193,11 +193,53 @@ def split_train_valid(n, fraction, seed):
     return sorted(perm[n_valid:].tolist()), sorted(perm[:n_valid].tolist())
 
 
+# Below this many images, holding out whole photos leaves one unrepresentative validation photo
+# (and fewer to learn from); hold out a region of every photo instead.
+MIN_IMAGES_FOR_IMAGE_SPLIT = 10
+MIN_REGION_FRACTION = 0.25
+
+
+class RegionSource:
+    """One region of every image of `base`: the last `fraction` of its longer side ("valid") or
+    the rest ("train"). Validation pixels are never trained on, yet every photo is represented."""
+
+    def __init__(self, base, part, fraction):
+        self.base, self.part, self.fraction = base, part, fraction
+        self.classes = base.classes
+
+    def __len__(self):
+        return len(self.base)
+
+    def load(self, i):
+        img = self.base.load(i)
+        axis = -1 if img.shape[-1] >= img.shape[-2] else -2
+        length = img.shape[axis]
+        cut = min(length - 1, max(1, round(length * (1 - self.fraction))))
+        keep = slice(None, cut) if self.part == "train" else slice(cut, None)
+        return (img[..., keep] if axis == -1 else img[..., keep, :]).contiguous()
+
+    __getitem__ = load
+
+    def name(self, i):
+        return self.base.name(i)
+
+    def label(self, i):
+        return self.base.label(i)
+
+    def min_side(self):
+        """Shortest side over all regions (small sets only: it reads every image)."""
+        return min(min(self.load(i).shape[-2:]) for i in range(len(self)))
+
+    def __repr__(self):
+        return f"RegionSource({self.part}: {self.fraction:.0%} of each image of {self.base!r})"
+
+
 def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
     """The `data` recipe keys -> ((train_source, indices), (valid_source, indices)).
 
     Validation comes from `valid` when given, else from Tiny ImageNet's val/ split, else a
-    held-out `valid_fraction` of `train`.
+    held-out `valid_fraction` of `train`'s images; with fewer than 10 images, the last
+    `valid_fraction` (at least a quarter) of every image's longer side.
     """
     train_src = open_source(train, split="train", limit=limit)
     if valid:
@@ -206,5 +248,10 @@ def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
     if str(train) != "sample" and Path(train).is_dir() and is_tiny_imagenet(Path(train)):
         valid_src = open_source(train, split="valid", limit=limit)
         return (train_src, list(range(len(train_src)))), (valid_src, list(range(len(valid_src))))
-    tr, va = split_train_valid(len(train_src), valid_fraction, seed)
+    n = len(train_src)
+    if 1 < n < MIN_IMAGES_FOR_IMAGE_SPLIT:
+        fraction = max(valid_fraction, MIN_REGION_FRACTION)
+        every = list(range(n))
+        return (RegionSource(train_src, "train", fraction), every), (RegionSource(train_src, "valid", fraction), every)
+    tr, va = split_train_valid(n, valid_fraction, seed)
     return (train_src, tr), (train_src, va)
