@@ -18,8 +18,13 @@ DATA = {
     "batch_size": 16,
     "workers": 2,            # DataLoader worker processes; 0 degrades in the main process
     "limit": 0,              # use only the first N images (0 = all): quick experiments on big folders
-    "repeat": 1,             # passes over the images per epoch: tiny sets like `sample` need several
+    "repeat": 0,             # passes over the images per epoch; 0 = enough for EPOCH_CROPS random crops
+
 }
+
+# With data.repeat = 0, a tiny set (the 6 sample photos) still gives an epoch of this many random
+# crops, while a big folder is seen once per epoch.
+EPOCH_CROPS = 256
 
 TRAIN = {
     "epochs": 5,

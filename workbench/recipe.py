@@ -136,7 +136,10 @@ def apply_override(cfg, item, source, plugins):
     else:
         if len(parts) < 3:
             raise WorkbenchError(f"{where}: write {head}.N.KEY=VALUE or {head}.TYPE.KEY=VALUE.")
-        table, rest = _pick(cfg[head], parts[1], head, where), parts[2:]
+        rest = parts[2:]
+        if parts[1] == str(len(cfg[head])) and rest == ["type"]:
+            cfg[head].append({})   # `losses.N.type=...` one past the end adds a component
+        table = _pick(cfg[head], parts[1], head, where)
     if len(rest) != 1:
         raise WorkbenchError(f"{where}: too many parts in the key; write {head}{'.N' if shape is list else ''}.KEY=VALUE.")
     param = rest[0]

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from workbench import defaults
 from workbench.data import PairDataset, open_splits
 from workbench.device import autocast
 from workbench.metrics import batch_psnr, batch_ssim
@@ -28,7 +29,7 @@ class RestoreTask:
             data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"], seed=seed)
         chain = recipe.degradation_chain(plugins)
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
-                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=data["repeat"])
+                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=repeats(data, train_idx))
         # Region hold-outs are thin strips: judge on the largest square that fits in all of them.
         valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
         self.valid = PairDataset(valid_src, valid_idx, chain, size=valid_size, seed=seed, train=False)
@@ -43,22 +44,31 @@ class RestoreTask:
     @torch.no_grad()
     def validate(self, model, loader, device, amp_dtype, keep=4):
         """Mean PSNR/SSIM over the validation set; also the first `keep` (name, damaged, restored, clean)."""
-        scores = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": []}
+        scores = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": [], "undamaged": []}
         images = []
         for batch in loader:
             damaged, clean = self.inputs(batch, device)
             with autocast(device, amp_dtype):
                 restored = model(damaged)
             restored = restored.float().clamp(0, 1)
-            scores["psnr"] += batch_psnr(restored, clean)
-            scores["ssim"] += batch_ssim(restored, clean)
-            scores["input_psnr"] += batch_psnr(damaged, clean)
-            scores["input_ssim"] += batch_ssim(damaged, clean)
+            # An image the damage left intact (a gray photo to colorize) would score an infinite
+            # input PSNR and hide the model's errors elsewhere: judge only damaged images.
+            input_psnr = batch_psnr(damaged, clean)
+            hurt = [j for j, p in enumerate(input_psnr) if math.isfinite(p)]
+            scores["undamaged"] += [len(input_psnr) - len(hurt)]
+            if not hurt:
+                continue
+            pick = lambda values: [values[j] for j in hurt]  # noqa: E731
+            scores["psnr"] += pick(batch_psnr(restored, clean))
+            scores["ssim"] += pick(batch_ssim(restored, clean))
+            scores["input_psnr"] += pick(input_psnr)
+            scores["input_ssim"] += pick(batch_ssim(damaged, clean))
             for j in range(len(damaged)):
                 if len(images) < keep:
                     name = self.valid.source.name(int(batch["index"][j]))
                     images.append((name, damaged[j].cpu(), restored[j].cpu(), clean[j].cpu()))
-        return {k: _mean(v) for k, v in scores.items()}, images
+        undamaged = sum(scores.pop("undamaged"))
+        return {**{k: _mean(v) for k, v in scores.items()}, "images": len(scores["psnr"]), "undamaged": undamaged}, images
 
 
 class ClassifyTask:
@@ -84,7 +94,7 @@ class ClassifyTask:
             self.classes = len(train_idx)
             label_train = label_valid = {src_i: k for k, src_i in enumerate(train_idx)}
         common = dict(pad=data["pad"], flip=data["flip"], trivial_augment=data["trivial_augment"], seed=seed)
-        self.train = Labelled(PairDataset(train_src, train_idx, chain, size=data["size"], repeat=data["repeat"], **common), label_train)
+        self.train = Labelled(PairDataset(train_src, train_idx, chain, size=data["size"], repeat=repeats(data, train_idx), **common), label_train)
         # Exemplar validation uses random crops with another seed: centre crops would be too easy.
         valid_train = not labelled
         self.valid = Labelled(PairDataset(valid_src, valid_idx, chain, size=data["size"], train=valid_train,
@@ -126,6 +136,11 @@ class Labelled(torch.utils.data.Dataset):
         i = item["index"]
         item["label"] = self.exemplar[i] if self.exemplar is not None else self.pairs.source.label(i)
         return item
+
+
+def repeats(data, indices):
+    """data.repeat, or with 0 enough passes for defaults.EPOCH_CROPS crops per epoch."""
+    return data["repeat"] or max(1, math.ceil(defaults.EPOCH_CROPS / max(len(indices), 1)))
 
 
 def _mean(values):
