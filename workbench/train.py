@@ -17,6 +17,7 @@ from workbench import checkpoint, distributed, rundir
 from workbench.data import EpochSampler, make_loader
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.errors import WorkbenchError
+from workbench.metrics import psnr
 from workbench.objective import as_floats, build_objective
 from workbench.plugins import build
 from workbench.task import make_task
@@ -80,6 +81,7 @@ class _Trainer:
         self.opt = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)  # +1: the last step() must not wrap the cycle
         self.best = -math.inf
+        self._samples = []   # the last validation's images, for report.html
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, out, resume):
@@ -101,6 +103,10 @@ class _Trainer:
             train_metrics = self._train_epoch(epoch)
             metrics = self._end_epoch(epoch, train_metrics)
         self._hook("on_run_end", run=self.run, metrics=metrics)
+        if self.rank == 0:
+            from workbench.report import write_report
+
+            write_report(run_dir, self._samples)
         if self.progress:
             tqdm.write(f"Finished: {self._summary(metrics)}. Run directory: {run_dir}")
         return run_dir
@@ -159,6 +165,9 @@ class _Trainer:
             rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
             self._save(epoch + 1, valid)
             rundir.save_grid(self.run.dir, images)
+            self._samples = [{"name": n, "damaged": d, "restored": r, "clean": c,
+                              "metrics": {"model": {"psnr": psnr(r, c)}, "input": {"psnr": psnr(d, c)}}}
+                             for n, d, r, c in images]
             if self.progress:
                 tqdm.write(f"epoch {epoch + 1}/{self.run.epochs}: {self._summary(record)}")
         distributed.barrier()

@@ -1,0 +1,115 @@
+"""`workbench eval` and `grid`: the published protocol, baselines, skipping bad files, range guard."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import rgb2ycbcr
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from workbench import checkpoint, protocol
+from workbench.metrics import batch_ssim
+
+
+def photo_array(h, w, seed):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([x, y, 0.5 + 0.4 * np.sin(9 * x + seed) * np.cos(7 * y)], axis=-1) + rng.normal(0, 0.05, (h, w, 3))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def test_protocol_against_independent_computation():
+    a, b = photo_array(40, 52, 0), photo_array(40, 52, 1)
+    ta, tb = protocol.to_tensor(a), protocol.to_tensor(b)
+    got = protocol.measure(ta, tb, crop=2)
+    # scikit-image's own BT.601 conversion and metrics, computed separately
+    ya, yb = (rgb2ycbcr(x)[2:-2, 2:-2, 0] for x in (a, b))
+    assert got["psnr_y"] == pytest.approx(peak_signal_noise_ratio(yb, ya, data_range=255), abs=1e-9)
+    assert got["psnr_rgb"] == pytest.approx(peak_signal_noise_ratio(b[2:-2, 2:-2].astype(float), a[2:-2, 2:-2].astype(float), data_range=255), abs=1e-9)
+    assert got["ssim_y"] == pytest.approx(structural_similarity(ya, yb, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255), abs=1e-9)
+    # and the torch SSIM used during training agrees with scikit-image on RGB
+    assert got["ssim_rgb"] == pytest.approx(batch_ssim(ta[None, :, 2:-2, 2:-2], tb[None, :, 2:-2, 2:-2])[0], abs=1e-6)
+
+
+def test_y_is_limited_range():
+    white, black = np.full((1, 1, 3), 255.0), np.zeros((1, 1, 3))
+    assert protocol.rgb_to_y(white)[0, 0] == pytest.approx(235, abs=0.01) and protocol.rgb_to_y(black)[0, 0] == 16
+
+
+def test_modcrop():
+    assert protocol.modcrop(torch.zeros(3, 11, 13), 4).shape == (3, 8, 12)
+
+
+def test_range_guard_names_the_tensor():
+    x = torch.rand(3, 8, 8)
+    assert protocol.range_warnings({"input": x, "output": x.clone(), "target": x}) == []
+    notes = protocol.range_warnings({"input": x, "output": x - 0.5, "target": x})
+    assert len(notes) == 1 and notes[0].startswith("output spans")
+    notes = protocol.range_warnings({"input": x, "output": x * 0.3, "target": x})
+    assert any(n.startswith("output spans only") for n in notes)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "photos"
+    d.mkdir()
+    for k, (h, w) in enumerate([(48, 64), (51, 37), (40, 40)]):
+        Image.fromarray(photo_array(h, w, k)).save(d / f"p{k}.png")
+    (d / "broken.png").write_bytes((d / "p0.png").read_bytes()[:300])
+    return d
+
+
+def make_run(tmp_path, degradations, name="run"):
+    from workbench_plugins.unet import UNet
+    net = UNet(widths=[8, 16])   # untrained: exactly the identity
+    run = tmp_path / name
+    checkpoint.save({"format": 1, "model": net.state_dict(), "task": "restore", "epoch": 0,
+                     "recipe": {"recipe": {"name": name, "seed": 0}, "data": {"train": "sample"},
+                                "model": {"type": "unet", "widths": [8, 16]}, "degradations": degradations}},
+                    run / "checkpoints" / "best.pt")
+    return run
+
+
+def test_eval_superres_with_baselines_and_skips(run_cli, tmp_path, folder):
+    run = make_run(tmp_path, [{"type": "downsample", "scale": 2}])
+    result = run_cli("eval", run, "--data", folder, "--json", tmp_path / "copy.json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "broken.png" in result.output and "1 skipped" in result.output
+    data = json.loads((run / "eval.json").read_text())
+    assert data == json.loads((tmp_path / "copy.json").read_text())
+    assert data["methods"] == ["model", "input", "bicubic", "lanczos"]
+    assert data["protocol"]["crop"] == 2 and data["protocol"]["images"] == 3 and data["skipped"][0]["name"] == "broken.png"
+    # the untrained U-Net is the identity, and the input is the bicubic upsampling itself
+    for key in ("psnr_y", "ssim_y", "psnr_rgb"):
+        assert data["mean"]["model"][key] == pytest.approx(data["mean"]["input"][key], abs=1e-9)
+        assert data["mean"]["bicubic"][key] == pytest.approx(data["mean"]["input"][key], abs=1e-9)
+    assert data["gain"]["psnr_y"] == pytest.approx(0, abs=1e-9)
+    assert data["images"][0]["size"] == [64, 48] and data["images"][1]["size"] == [36, 50]   # modcrop to x2
+    assert "model - input" in result.output and "border crop 2" in result.output
+
+
+def test_eval_inpainting_baselines_and_mask_psnr(run_cli, tmp_path, folder):
+    run = make_run(tmp_path, [{"type": "erase", "shape": "box", "area": 0.1, "fill": "constant"}])
+    assert run_cli("eval", run, "--data", folder, "--device", "cpu").exit_code == 0
+    data = json.loads((run / "eval.json").read_text())
+    assert {"telea", "navier-stokes"} <= set(data["methods"])
+    assert data["mean"]["telea"]["psnr_mask"] > data["mean"]["input"]["psnr_mask"]   # filling beats a grey box
+    assert data["protocol"]["crop"] == 0
+
+
+def test_eval_without_readable_images_fails(run_cli, tmp_path):
+    run = make_run(tmp_path, [{"type": "jpeg", "quality": 20}])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_text("not an image")
+    result = run_cli("eval", run, "--data", bad)
+    assert result.exit_code == 2 and "no readable images" in result.output
+
+
+def test_grid_command(run_cli, tmp_path, folder):
+    run = make_run(tmp_path, [{"type": "jpeg", "quality": 20}])
+    result = run_cli("grid", run, "--data", folder, "-n", 2, "-o", tmp_path / "g.png", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    im = Image.open(tmp_path / "g.png")
+    assert im.height > 2 * 256 and im.width > 4 * 100   # damaged | bilateral | restored | clean

@@ -1,0 +1,135 @@
+"""report.html: self-contained, sliders per sample, summary from eval.json or from validation."""
+import json
+import math
+import re
+
+import pytest
+import torch
+
+from workbench.report import fmt, psnr_gain, write_report
+
+RECIPE = '[recipe]\nname = "superres"\nseed = 0\n\n[model]\ntype = "unet"\n# a <comment> & "quotes", $title ${x}\n'
+ODD = 'odd <b>&"name\'.png'
+
+
+def metrics_lines(n=3):
+    return "".join(json.dumps({
+        "epoch": e, "train_loss": 0.1 / e, "loss/l1": 0.08 / e, "loss/perceptual/vgg": 0.02 / e,
+        "images_per_s": 50.0, "lr": 1e-3, "seconds": 6.0,
+        "valid": {"psnr": 23.0 + e, "ssim": 0.9, "input_psnr": 22.6, "input_ssim": 0.91, "images": 6, "undamaged": 0},
+    }) + "\n" for e in range(1, n + 1))
+
+
+EVAL = {
+    "run": "runs/superres-x", "recipe": "superres", "task": "restore",
+    "protocol": {"metrics": "PSNR and SSIM on 8-bit images", "crop": 2, "seed": 0, "data": ["/data/Set5"]},
+    "methods": ["model", "input", "bicubic"],
+    "mean": {"model": {"psnr_y": 36.1, "ssim_y": 0.95, "psnr_rgb": 34.0, "ssim_rgb": 0.94},
+             "input": {"psnr_y": 33.7, "ssim_y": 0.93, "psnr_rgb": 31.9, "ssim_rgb": 0.92},
+             "bicubic": {"psnr_y": 33.66, "ssim_y": 0.9299, "psnr_rgb": float("inf"), "ssim_rgb": float("nan")}},
+    "gain": {"psnr_y": 2.4, "ssim_y": 0.02, "psnr_rgb": 2.1, "ssim_rgb": 0.02},
+    "images": [{"name": "baby.png", "size": [512, 512], "metrics": {}}],
+    "skipped": [{"name": "broken<1>.png", "reason": "cannot read image"}],
+}
+
+
+def make_samples():
+    g = torch.Generator().manual_seed(0)
+    sizes = [(3, 40, 56), (3, 48, 48), (3, 600, 150)]   # tiny (PNG), tiny, large (JPEG, downscaled)
+    names = ["a.png", ODD, "z.png"]
+    gains = [(30.1, 28.0), (25.0, 26.0), (float("inf"), 31.0)]
+    return [{"name": n, "damaged": torch.rand(s, generator=g), "restored": torch.rand(s, generator=g),
+             "clean": torch.rand(s, generator=g),
+             "metrics": {"model": {"psnr_y": m, "ssim_y": 0.9}, "input": {"psnr_y": i, "ssim_y": 0.8}}}
+            for n, s, (m, i) in zip(names, sizes, gains)]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "superres-20240101-000000"
+    d.mkdir()
+    (d / "recipe.toml").write_text(RECIPE, encoding="utf-8")
+    return d
+
+
+def assert_self_contained(page):
+    for bad in ('src="http', "src='http", 'href="http', "<script src", "<link", "url(http", "@import"):
+        assert bad not in page, bad
+
+
+def test_full_report(run_dir):
+    (run_dir / "metrics.jsonl").write_text(metrics_lines(), encoding="utf-8")
+    (run_dir / "eval.json").write_text(json.dumps(EVAL), encoding="utf-8")
+    path = write_report(run_dir, make_samples())
+    assert path == run_dir / "report.html" and path.exists()
+    assert not list(run_dir.glob("*.tmp")), "the temp file is renamed, not left behind"
+    page = path.read_text(encoding="utf-8")
+    assert_self_contained(page)
+    assert page.count('type="range"') == 6                    # two sliders per sample
+    assert ODD not in page and "odd &lt;b&gt;&amp;&quot;name&#x27;.png" in page
+    assert "broken&lt;1&gt;.png" in page                     # skipped images listed, escaped
+    assert "# a &lt;comment&gt; &amp; &quot;quotes&quot;, $title ${x}" in page   # recipe verbatim, escaped
+    for row in ("<th>model</th>", "<th>input</th>", "<th>bicubic</th>", "model − input"):
+        assert row in page
+    assert "36.10" in page and "+2.40" in page and "∞" in page and "–" in page
+    assert "model beats the damaged input by +2.40 dB PSNR (Y)" in page
+    assert "crop" in page and "/data/Set5" in page            # protocol printed
+    assert page.count("data:image/png;base64,") >= 2 + 6       # two curves, tiny samples as PNG
+    assert "data:image/jpeg;base64," in page                   # the large sample as JPEG
+    gains = re.findall(r'data-gain="([^"]*)"', page)
+    assert [float(g) for g in gains] == pytest.approx([2.1, -1.0, math.inf])
+    assert "sort by gain ↓" in page and "sort by gain ↑" in page and "sort by name" in page
+
+
+def test_large_sample_is_downscaled_to_512(run_dir):
+    import base64
+    import io
+
+    from PIL import Image
+
+    page = write_report(run_dir, make_samples()[2:]).read_text(encoding="utf-8")
+    sizes = {Image.open(io.BytesIO(base64.b64decode(b))).size for b in re.findall(r"data:image/jpeg;base64,([^\"]+)", page)}
+    assert sizes == {(128, 512)}
+
+
+def test_only_recipe(run_dir):
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert_self_contained(page)
+    assert "superres" in page and "no validation results yet" in page and 'type="range"' not in page
+
+
+@pytest.mark.parametrize("eval_json", ["not json", '{"mean": {"model": {"psnr_y": "high"}}, "gain": null, "protocol": [1], "skipped": [2]}'])
+def test_empty_dir_and_garbage(tmp_path, eval_json):
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": NaN}\n{"epoch": 2, "trai', encoding="utf-8")
+    (tmp_path / "eval.json").write_text(eval_json, encoding="utf-8")
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "recipe.toml not found" in page
+
+
+def test_metrics_without_eval_says_validation(run_dir):
+    (run_dir / "metrics.jsonl").write_text(metrics_lines(), encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert "From the validation of epoch 3" in page
+    assert "model beats the damaged input by +3.40 dB PSNR (RGB, validation)" in page
+    assert page.count("data:image/png;base64,") == 2
+
+
+def test_classifier(run_dir):
+    line = {"epoch": 1, "train_loss": 2.0, "loss/cross_entropy": 2.0, "valid": {"accuracy": 0.5, "loss": 1.9}}
+    (run_dir / "metrics.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert "validation accuracy 50.0%" in page and "0.5000" in page
+
+
+def test_helpers():
+    assert fmt(float("nan")) == "–" and fmt(float("inf")) == "∞" and fmt(None) == "–"
+    assert fmt(-1.0, sign=True) == "-1.00" and fmt(0.91234, "ssim") == "0.9123"
+    assert psnr_gain({"model": {"psnr": 24.4, "psnr_rgb": 1}, "input": {"psnr": 22.4}}) == ("psnr", pytest.approx(2.0))
+    assert psnr_gain({"model": {"psnr_y": 3}, "input": {}})[0] is None
+
+
+def test_worse_than_input(run_dir):
+    line = {"epoch": 1, "train_loss": 0.1, "valid": {"psnr": 20.0, "ssim": 0.8, "input_psnr": 22.6, "input_ssim": 0.9}}
+    (run_dir / "metrics.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert "model is 2.60 dB worse than the damaged input in PSNR (RGB, validation)" in page

@@ -1,0 +1,143 @@
+"""`workbench eval`: damage full-size photos with a run's chain, restore them, and measure the
+model against the damaged input and classical baselines with the published protocol."""
+import datetime
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench import checkpoint, protocol
+from workbench import recipe as recipes
+from workbench.baselines import for_chain
+from workbench.data import open_source, open_splits
+from workbench.degradation import apply_chain
+from workbench.device import pick_device
+from workbench.errors import WorkbenchError
+from workbench.imageio import list_images, read_image
+
+METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
+
+
+def evaluate(run_dir, plugins, *, data=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0, which="best"):
+    """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images])."""
+    from workbench.restore import restore_tensor
+
+    model, state = checkpoint.load_model(run_dir, plugins, which=which)
+    if state.get("task") == "classify":
+        raise WorkbenchError(f"{run_dir} is a classifier run; `workbench eval` judges restorers.")
+    recipe = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins)
+    chain = recipe.degradation_chain(plugins)
+    scale = _scale(chain)
+    crop = (scale if scale > 1 else 0) if crop is None else crop
+    device = pick_device(device)
+    model.to(device).eval()
+    baselines = for_chain(chain)
+    images, skipped = _images(data, recipe)
+    rows, samples, range_notes = [], [], set()
+    for i, (name, load) in enumerate(images):
+        if limit and len(rows) >= limit:
+            break
+        try:
+            clean = protocol.modcrop(load(), scale)
+        except WorkbenchError as e:
+            print(f"warning: skipped {name}: {e}", file=sys.stderr)
+            skipped.append({"name": name, "reason": str(e)})
+            continue
+        damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
+        raw = restore_tensor(model, damaged, tile=tile, device=device, clamp=False)
+        range_notes.update(protocol.range_warnings({"input": damaged, "output": raw, "target": clean}))
+        outputs = {"model": raw.clamp(0, 1), "input": damaged}
+        outputs.update({m: fn(clean, damaged, mask) for m, fn in baselines.items()})
+        rows.append({"name": name, "size": [clean.shape[-1], clean.shape[-2]],
+                     "metrics": {m: protocol.measure(out, clean, crop=crop, mask=mask) for m, out in outputs.items()}})
+        if len(samples) < keep:
+            samples.append({"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean,
+                            "baselines": {m: outputs[m] for m in baselines}, "metrics": rows[-1]["metrics"]})
+    if not rows:
+        raise WorkbenchError(f"no readable images to evaluate ({len(skipped)} skipped); check --data.")
+    for note in sorted(range_notes):
+        print(f"warning: value ranges differ: {note}; scores would be meaningless.", file=sys.stderr)
+    methods = list(rows[0]["metrics"])
+    mean = {m: {k: _mean([r["metrics"][m].get(k) for r in rows]) for k in METRICS if k in rows[0]["metrics"][m]} for m in methods}
+    result = {
+        "run": str(run_dir), "recipe": recipe.name, "task": "restore", "checkpoint": which,
+        "epoch": state.get("epoch"), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "protocol": {**protocol.DESCRIPTION, "crop": crop, "seed": seed,
+                     "degradations": " -> ".join(repr(d) for _, d in chain), "modcrop": scale,
+                     "data": [str(d) for d in data] or ["the run's validation images"], "images": len(rows),
+                     "range_warnings": sorted(range_notes)},
+        "methods": methods, "mean": mean,
+        "gain": {k: mean["model"][k] - mean["input"][k] for k in mean["model"]},
+        "images": rows, "skipped": skipped,
+    }
+    return result, samples
+
+
+def _scale(chain):
+    """The super-resolution factor: ground truth is cropped to a multiple of it, and so is the border."""
+    for name, deg in chain:
+        if name == "downsample":
+            return int(deg.scale.max)
+    return 1
+
+
+def _images(data, recipe):
+    """[(name, loader)] for full-size images: the --data folders, else the run's validation split."""
+    skipped = []
+    if data:
+        found = []
+        for folder in data:
+            path = Path(folder)
+            if not path.exists():
+                raise WorkbenchError(f"--data {folder}: no such file or folder.")
+            files = list_images(path) if path.is_dir() else [path]
+            found += [(str(f.relative_to(path)) if path.is_dir() else f.name, lambda f=f: read_image(f)) for f in files]
+        if not found:
+            raise WorkbenchError(f"no images found under {', '.join(map(str, data))}.")
+        return found, skipped
+    d = recipe["data"]
+    if d["valid"]:
+        src = open_source(d["valid"], split="valid")
+        return [(src.name(i), lambda i=i: src.load(i)) for i in range(len(src))], skipped
+    _, (src, idx) = open_splits(d["train"], valid_fraction=d["valid_fraction"], limit=d["limit"], seed=recipe["recipe"]["seed"])
+    return [(src.name(i), lambda i=i: src.load(i)) for i in idx], skipped
+
+
+def _mean(values):
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def write_json(result, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2, allow_nan=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def table(result):
+    """The terminal summary: mean per method, then the model's gain over the input."""
+    cols = [k for k in METRICS if k in result["mean"]["model"]]
+    head = f"{'method':<16}" + "".join(f"{c:>11}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for m in result["methods"]:
+        lines.append(f"{m:<16}" + "".join(f"{_fmt(result['mean'][m].get(c), c):>11}" for c in cols))
+    lines.append(f"{'model - input':<16}" + "".join(f"{_fmt(result['gain'].get(c), c, sign=True):>11}" for c in cols))
+    p = result["protocol"]
+    lines.append(f"{p['images']} images; PSNR/SSIM on 8-bit RGB and BT.601 Y (16-235), border crop {p['crop']}; "
+                 f"SSIM of Wang et al. (scikit-image, Gaussian 11x11, sigma 1.5); seed {p['seed']}"
+                 + (f"; {len(result['skipped'])} skipped" if result["skipped"] else ""))
+    return "\n".join(lines)
+
+
+def _fmt(v, key, sign=False):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:+.4f}" if key.startswith("ssim") and sign else f"{v:.4f}" if key.startswith("ssim") else f"{v:+.2f}" if sign else f"{v:.2f}"

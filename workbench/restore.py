@@ -1,0 +1,207 @@
+"""`workbench restore`: run a trained restorer on your own photos, tile by tile so memory stays bounded.
+
+Large photos are cut into overlapping tiles, each restored on its own and blended back with a
+raised-cosine window, so a 12 MP photo needs one tile's activations rather than the whole image's,
+and the tile borders (where the U-Net lacks context) leave no seams.
+"""
+import math
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from workbench.checkpoint import load_model
+from workbench.degradation import from_uint8_hwc, to_uint8_hwc
+from workbench.device import autocast, pick_device
+from workbench.errors import WorkbenchError
+from workbench.imageio import list_images, read_image, write_image
+
+MIN_CORE = 16  # a tile keeps at least this many unblended pixels between its two ramps
+
+
+def check_tiling(tile, overlap):
+    """WorkbenchError (a ValueError, shown as one line by the CLI) for values that cannot tile an image."""
+    if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
+        raise WorkbenchError(f"overlap = {overlap!r} must be an integer >= 0")
+    if not isinstance(tile, int) or isinstance(tile, bool) or (tile != 0 and tile < 2 * overlap + MIN_CORE):
+        raise WorkbenchError(f"tile = {tile!r} with overlap = {overlap} is too small: tile must be 0 (no tiling) "
+                         f"or at least 2 * overlap + {MIN_CORE} = {2 * overlap + MIN_CORE}")
+
+
+def tile_starts(n, tile, overlap):
+    """Start offsets along one side of length n: a step of tile - overlap, the last tile shifted
+    back to end at the border so that every tile is full-size."""
+    if n <= tile:
+        return [0]
+    starts = list(range(0, n - tile, tile - overlap))
+    return starts + [n - tile]
+
+
+def _windows(starts, size, n, overlap):
+    """1-D blending windows, one per tile, and their sum over the side. The ramps rise from near 0 to
+    1 over `overlap` pixels on each side facing another tile (not at the image border, where there is
+    no other tile to take over); sin^2 + cos^2 = 1 makes two facing ramps sum to 1 exactly."""
+    i = torch.arange(overlap, dtype=torch.float32)
+    ramp = torch.sin(math.pi / 2 * (i + 0.5) / max(overlap, 1)) ** 2   # > 0: every pixel keeps some weight
+    wins, total = [], torch.zeros(n)
+    for s in starts:
+        w = torch.ones(size)
+        if overlap and s > 0:
+            w[:overlap] = ramp
+        if overlap and s + size < n:
+            w[size - overlap:] = ramp.flip(0)
+        wins.append(w)
+        total[s:s + size] += w
+    return wins, total
+
+
+def _forward(model, x, device, amp_dtype):
+    """One 3 x h x w piece through the model -> float32 on the CPU."""
+    with autocast(device, amp_dtype):
+        y = model(x.unsqueeze(0).to(device, non_blocking=True))[0]
+    return y.float().cpu()
+
+
+def restore_tensor(model, img, *, tile=512, overlap=32, device="cpu", amp_dtype=None, clamp=True):
+    """Restore a 3 x H x W float image in [0, 1] -> 3 x H x W float32 on the CPU, clamped to [0, 1]
+    (clamp=False keeps the raw output, so `eval` can check its value range).
+
+    tile: side of the square tiles (0: the whole image in one pass); overlap: pixels blended between
+    neighbouring tiles. Only one tile and its activations are on `device` at a time; the image and
+    the output accumulator stay on the CPU.
+    """
+    check_tiling(tile, overlap)
+    if img.ndim != 3 or img.shape[0] != 3:
+        raise ValueError(f"img must be 3 x H x W, got shape {tuple(img.shape)}")
+    device = torch.device(device)
+    model.eval().to(device)
+    img = img.float().cpu()
+    _, h, w = img.shape
+    # no_grad, not inference_mode: callers may update the result in place outside inference mode.
+    with torch.no_grad():
+        if tile == 0 or (h <= tile and w <= tile):
+            # Not clamp_: a model that returns its input (an identity plugin) would hand back `img` itself.
+            out = _forward(model, img, device, amp_dtype)
+            return out.clamp(0, 1) if clamp else out.clone()
+        th, tw = min(h, tile), min(w, tile)
+        ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+        (wys, sum_y), (wxs, sum_x) = _windows(ys, th, h, overlap), _windows(xs, tw, w, overlap)
+        out = torch.zeros(3, h, w)
+        for y, wy in zip(ys, wys):
+            for x, wx in zip(xs, wxs):
+                piece = _forward(model, img[:, y:y + th, x:x + tw], device, amp_dtype)
+                out[:, y:y + th, x:x + tw].addcmul_(piece, wy[:, None] * wx[None, :])
+        # The tile grid is a product of rows and columns, so sum(w) = sum_y(y) * sum_x(x): two
+        # vectors instead of a full-size weight map, divided out in place (no extra image copy).
+        out.div_(sum_y[:, None]).div_(sum_x)
+        return out.clamp_(0, 1) if clamp else out
+
+
+def _downsample_settings(recipe_cfg):
+    """(scale, up filter) of the recipe's largest `downsample`, or (1, None) without one."""
+    from workbench_plugins.downsample import Downsample  # its defaults and validation, in one place
+
+    scale, up = 1, None
+    for table in recipe_cfg.get("degradations") or []:
+        if table.get("type") != "downsample":
+            continue
+        deg = Downsample(**{k: v for k, v in table.items() if k != "type"})
+        # A range or choices was trained on every scale up to the largest; the most damaged input it
+        # saw is the safest guess for a real low-res photo of unknown scale.
+        if deg.scale.max > scale:
+            scale = deg.scale.max
+            up = deg.up.choices[0] if deg.up.choices else deg.up.value
+    return scale, up
+
+
+def prepare_input(img, recipe_cfg):
+    """What the model expects from a real photo -> (img, scale). Super-resolution models saw the
+    low-res image upsampled back to full size (fast.ai lesson 25), so upsample by the recipe's scale
+    with the degradation's own Pillow filter; other recipes take the photo as it is (scale 1)."""
+    from workbench_plugins.downsample import FILTERS
+
+    scale, up = _downsample_settings(recipe_cfg)
+    if scale == 1:
+        return img, 1
+    _, h, w = img.shape
+    # Through 8 bits, as the degradation does: the model never saw finer steps in its inputs.
+    big = Image.fromarray(to_uint8_hwc(img)).resize((w * scale, h * scale), FILTERS[up])
+    return from_uint8_hwc(big), scale
+
+
+def collect_inputs(inputs):
+    """[(relative output name, path)]: files by name, folders recursively keeping sub-folders."""
+    found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = list_images(path)
+            if not files:
+                raise WorkbenchError(f"No images (png, jpg, jpeg, bmp, tif, webp) found under {path}.")
+            found += [(f.relative_to(path), f) for f in files]
+        elif path.exists():
+            found.append((Path(path.name), path))
+        else:
+            raise WorkbenchError(f"{path}: no such file or folder.")
+    if not found:
+        raise WorkbenchError("No inputs given: name image files or folders to restore.")
+    seen = {}
+    for name, path in found:
+        if name in seen:
+            raise WorkbenchError(f"Two inputs would both be written as '{name}' ({seen[name]} and {path}); restore them into separate folders.")
+        seen[name] = path
+    return found
+
+
+class Restored(list):
+    """[(input path, output path, (w, h) in, (w, h) out)], plus `skipped`: [(path, reason)]."""
+
+    def __init__(self):
+        super().__init__()
+        self.skipped = []
+
+
+def _task(state, plugins):
+    """'restore' or 'classify'; checkpoints from before `task` was saved tell by their model."""
+    if "task" in state:
+        return state["task"]
+    factory = plugins.models.get(state["recipe"]["model"].get("type", "unet"))
+    return getattr(factory, "task", "restore")
+
+
+def restore_files(run_dir, inputs, outdir, *, tile=512, overlap=32, device="auto", plugins=None):
+    """Restore image files and folders with a run's best checkpoint into `outdir`, under the same
+    names (folders keep their sub-folders). An unreadable input is skipped with a warning; returns
+    a `Restored` list of (input path, output path, (w, h) in, (w, h) out)."""
+    from workbench import plugins as plugin_manager
+
+    check_tiling(tile, overlap)  # before the slow model load
+    plugins = plugins if plugins is not None else plugin_manager.load()
+    model, state = load_model(run_dir, plugins)
+    if _task(state, plugins) == "classify":
+        raise WorkbenchError(f"{run_dir}: is a classifier run; it labels images and cannot restore them. "
+                             "Use the run directory of a restoration recipe (superres, dejpeg, colorize, ...).")
+    dev = pick_device(device) if not isinstance(device, torch.device) else device
+    outdir = Path(outdir)
+    jobs = [(path, outdir / name) for name, path in collect_inputs(inputs)]
+    for path, dst in jobs:
+        if dst.resolve() == path.resolve():
+            raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")
+    results = Restored()
+    for path, dst in jobs:
+        try:
+            img = read_image(path)
+        except WorkbenchError as e:
+            print(f"Warning: skipped {e}", file=sys.stderr)
+            results.skipped.append((path, str(e)))
+            continue
+        size_in = (img.shape[2], img.shape[1])
+        img, _ = prepare_input(img, state["recipe"])
+        out = restore_tensor(model, img, tile=tile, overlap=overlap, device=dev)
+        del img  # free the input before write_image makes its 8-bit copies
+        write_image(out, dst)
+        results.append((path, dst, size_in, (out.shape[2], out.shape[1])))
+    if not results:
+        raise WorkbenchError(f"None of the {len(jobs)} inputs could be read; see the warnings above.")
+    return results
