@@ -7,9 +7,9 @@ from workbench import recipe as recipes
 from workbench.degradation import apply_chain
 from workbench.errors import WorkbenchError
 from workbench.grid import draw_grid
-from workbench.imageio import list_images, read_image, write_image
+from workbench.imageio import write_image
+from workbench.inputs import collect, load
 from workbench.metrics import psnr
-from workbench.plugins import build
 
 GRID_ROWS = 8   # enough to judge the damage at a glance; more makes the PNG unwieldy
 ZOOM = 96       # side of the centre crop shown at full resolution (upscaled in the grid)
@@ -29,38 +29,6 @@ def chain_from_spec(spec, plugins, overrides=()):
     return recipe.degradation_chain(plugins), recipe
 
 
-def collect_inputs(inputs):
-    """[(output name, loader)] for files, folders (recursive) and `sample` (the bundled photos)."""
-    from workbench.data import open_source  # lazy: skimage import is slow and only `sample` needs it
-
-    found = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files = list_images(path)
-            if not files:
-                raise WorkbenchError(f"No images (png, jpg, jpeg, bmp, tif, webp) found under {path}.")
-            found += [(str(f.relative_to(path)), f) for f in files]
-        elif path.exists() or item != "sample":
-            found.append((path.name, path))
-        else:
-            src = open_source("sample")
-            found += [(f"{src.name(i)}.png", (src, i)) for i in range(len(src))]
-    names = {}
-    for name, where in found:
-        if name in names:
-            raise WorkbenchError(f"Two inputs would both be written as '{name}' ({names[name]} and {where}); degrade them into separate folders.")
-        names[name] = where
-    return found
-
-
-def _load(where):
-    if isinstance(where, tuple):
-        src, i = where
-        return src.load(i)
-    return read_image(where)
-
-
 def _zoom(img, side=ZOOM):
     """The centre crop at full resolution: a downscaled grid tile hides the fine damage."""
     _, h, w = img.shape
@@ -71,12 +39,12 @@ def _zoom(img, side=ZOOM):
 def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
     """Damage each input with its own seed (seed, index); returns [(name, psnr to clean)]."""
     outdir = Path(outdir)
-    found = collect_inputs(inputs)
+    found = collect(inputs, verb="degrade", sample=True)
     if grid and any(name == "grid.png" for name, _ in found):
         raise WorkbenchError("An input is named grid.png, which would be overwritten by the grid; rename it or pass --no-grid.")
     results, rows = [], []
     for i, (name, where) in enumerate(found):
-        clean = _load(where)
+        clean = load(where)
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
         write_image(damaged, outdir / name)
         if masks and mask is not None:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from workbench import checkpoint, protocol
 from workbench import recipe as recipes
@@ -16,7 +15,7 @@ from workbench.data import open_source, open_splits
 from workbench.degradation import apply_chain
 from workbench.device import pick_device
 from workbench.errors import WorkbenchError
-from workbench.imageio import list_images, read_image
+from workbench.inputs import collect, load
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
 
@@ -37,11 +36,11 @@ def evaluate(run_dir, plugins, *, data=(), seed=0, crop=None, device="auto", til
     baselines = for_chain(chain)
     images, skipped = _images(data, recipe)
     rows, samples, range_notes = [], [], set()
-    for i, (name, load) in enumerate(images):
+    for i, (name, read) in enumerate(images):
         if limit and len(rows) >= limit:
             break
         try:
-            clean = protocol.modcrop(load(), scale)
+            clean = protocol.modcrop(read(), scale)
         except WorkbenchError as e:
             print(f"warning: skipped {name}: {e}", file=sys.stderr)
             skipped.append({"name": name, "reason": str(e)})
@@ -88,16 +87,7 @@ def _images(data, recipe):
     """[(name, loader)] for full-size images: the --data folders, else the run's validation split."""
     skipped = []
     if data:
-        found = []
-        for folder in data:
-            path = Path(folder)
-            if not path.exists():
-                raise WorkbenchError(f"--data {folder}: no such file or folder.")
-            files = list_images(path) if path.is_dir() else [path]
-            found += [(str(f.relative_to(path)) if path.is_dir() else f.name, lambda f=f: read_image(f)) for f in files]
-        if not found:
-            raise WorkbenchError(f"no images found under {', '.join(map(str, data))}.")
-        return found, skipped
+        return [(name, lambda w=where: load(w)) for name, where in collect(data, verb="evaluate")], skipped
     d = recipe["data"]
     if d["valid"]:
         src = open_source(d["valid"], split="valid")

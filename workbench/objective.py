@@ -1,5 +1,4 @@
 """The training objective: a recipe's [[losses]] summed with their weights, each term logged."""
-import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
@@ -42,7 +41,3 @@ def build_objective(recipe, plugins, default="l1"):
         seen[name] = seen.get(name, 0) + 1
         terms.append((name if seen[name] == 1 else f"{name}#{seen[name]}", float(weight), loss))
     return Objective(terms)
-
-
-def as_floats(logged):
-    return {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in logged.items()}

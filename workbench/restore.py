@@ -15,7 +15,8 @@ from workbench.checkpoint import load_model
 from workbench.degradation import from_uint8_hwc, to_uint8_hwc
 from workbench.device import autocast, pick_device
 from workbench.errors import WorkbenchError
-from workbench.imageio import list_images, read_image, write_image
+from workbench.imageio import read_image, write_image
+from workbench.inputs import collect
 
 MIN_CORE = 16  # a tile keeps at least this many unblended pixels between its two ramps
 
@@ -130,30 +131,6 @@ def prepare_input(img, recipe_cfg):
     return from_uint8_hwc(big), scale
 
 
-def collect_inputs(inputs):
-    """[(relative output name, path)]: files by name, folders recursively keeping sub-folders."""
-    found = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files = list_images(path)
-            if not files:
-                raise WorkbenchError(f"No images (png, jpg, jpeg, bmp, tif, webp) found under {path}.")
-            found += [(f.relative_to(path), f) for f in files]
-        elif path.exists():
-            found.append((Path(path.name), path))
-        else:
-            raise WorkbenchError(f"{path}: no such file or folder.")
-    if not found:
-        raise WorkbenchError("No inputs given: name image files or folders to restore.")
-    seen = {}
-    for name, path in found:
-        if name in seen:
-            raise WorkbenchError(f"Two inputs would both be written as '{name}' ({seen[name]} and {path}); restore them into separate folders.")
-        seen[name] = path
-    return found
-
-
 class Restored(list):
     """[(input path, output path, (w, h) in, (w, h) out)], plus `skipped`: [(path, reason)]."""
 
@@ -184,7 +161,7 @@ def restore_files(run_dir, inputs, outdir, *, tile=512, overlap=32, device="auto
                              "Use the run directory of a restoration recipe (superres, dejpeg, colorize, ...).")
     dev = pick_device(device) if not isinstance(device, torch.device) else device
     outdir = Path(outdir)
-    jobs = [(path, outdir / name) for name, path in collect_inputs(inputs)]
+    jobs = [(path, outdir / name) for name, path in collect(inputs, verb="restore")]
     for path, dst in jobs:
         if dst.resolve() == path.resolve():
             raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")

@@ -6,6 +6,8 @@ is a function of (seed, epoch, index) and the torch RNG state is checkpointed, s
 ends exactly as an uninterrupted one.
 """
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from workbench.data import EpochSampler, make_loader
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.errors import WorkbenchError
 from workbench.metrics import psnr
-from workbench.objective import as_floats, build_objective
+from workbench.objective import build_objective
 from workbench.plugins import build
 from workbench.task import make_task
 
@@ -45,10 +47,24 @@ def train(recipe, plugins, *, out=None, device="auto", resume=None, progress=Tru
     """Train `recipe`; returns the run directory. `resume` continues a run directory's last.pt."""
     device = pick_device(device)
     rank, world, device = distributed.setup(device)
+    previous = _stop_on_sigterm()
     try:
         return _Trainer(recipe, plugins, device, rank, world, progress).fit(out, resume)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         distributed.teardown()
+
+
+def _stop_on_sigterm():
+    """SIGTERM (a scheduler or `kill`) stops training like Ctrl-C: cleanly, at the last checkpoint."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 class _Trainer:
@@ -77,9 +93,9 @@ class _Trainer:
         # 3. optimiser and schedule
         self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"])
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        params = [p for p in self.model.parameters()]
-        self.opt = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)  # +1: the last step() must not wrap the cycle
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+        # +1: OneCycleLR wraps around if stepped as many times as total_steps.
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)
         self.best = -math.inf
         self._samples = []   # the last validation's images, for report.html
 
@@ -90,6 +106,8 @@ class _Trainer:
         if resume is not None:
             run_dir = Path(resume)
             start = self._load_state(run_dir)
+            if start >= tcfg["epochs"]:
+                raise WorkbenchError(f"{run_dir} already finished all {tcfg['epochs']} epochs; nothing to resume.")
         elif self.rank == 0:
             run_dir = rundir.new_run_dir(self.recipe.name, out)
             rundir.write_recipe(run_dir, self.recipe)
@@ -98,10 +116,19 @@ class _Trainer:
         self.run = Run(run_dir, self.recipe, self.model, self.device, tcfg["epochs"], start, self.rank, self.world, self.task.kind)
         self._hook("on_run_start", run=self.run)
         metrics = {}
-        for epoch in range(start, tcfg["epochs"]):
-            self._set_frozen(epoch < tcfg["freeze_epochs"])
-            train_metrics = self._train_epoch(epoch)
-            metrics = self._end_epoch(epoch, train_metrics)
+        try:
+            for epoch in range(start, tcfg["epochs"]):
+                self._set_frozen(epoch < tcfg["freeze_epochs"])
+                train_metrics = self._train_epoch(epoch)
+                metrics = self._end_epoch(epoch, train_metrics)
+        except KeyboardInterrupt:
+            done = len(self.run.history) + start
+            if self.rank == 0 and done:
+                tqdm.write(f"\nInterrupted during epoch {done + 1}: the checkpoint of epoch {done} is kept. "
+                           f"Continue with: workbench run --resume {run_dir}")
+            elif self.rank == 0:
+                tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet in {run_dir}.")
+            raise SystemExit(130) from None
         self._hook("on_run_end", run=self.run, metrics=metrics)
         if self.rank == 0:
             from workbench.report import write_report

@@ -2,7 +2,6 @@
 import os
 import signal
 
-import torch
 from torch import nn
 
 from workbench import hookimpl
