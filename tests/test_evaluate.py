@@ -113,3 +113,12 @@ def test_grid_command(run_cli, tmp_path, folder):
     assert result.exit_code == 0, result.output
     im = Image.open(tmp_path / "g.png")
     assert im.height > 2 * 256 and im.width > 4 * 100   # damaged | bilateral | restored | clean
+
+
+def test_eval_set_changes_the_damage_judged(run_cli, tmp_path, folder):
+    run = make_run(tmp_path, [{"type": "jpeg", "quality": [10, 50]}])
+    assert run_cli("eval", run, "--data", folder, "--set", "degradations.0.quality=90", "--json", tmp_path / "q90.json").exit_code == 0
+    assert run_cli("eval", run, "--data", folder, "--set", "degradations.0.quality=10", "--json", tmp_path / "q10.json").exit_code == 0
+    q90, q10 = (json.loads((tmp_path / f).read_text()) for f in ("q90.json", "q10.json"))
+    assert q90["mean"]["input"]["psnr_y"] > q10["mean"]["input"]["psnr_y"] + 5
+    assert "quality=10" in q10["protocol"]["degradations"]

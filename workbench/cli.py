@@ -218,15 +218,17 @@ def lr_find_cmd(spec, outfile, data, overrides, start, end, steps, device):
 @click.argument("run_dir", type=click.Path(exists=True))
 @click.option("--data", multiple=True, help="Folder(s) or files of full-size clean images (default: the run's validation images).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the results to this JSON file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Judge at other damage, e.g. degradations.0.quality=10.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-image damage.")
 @click.option("--crop", type=click.IntRange(0), default=None, help="Border pixels ignored (default: the downsample scale, else 0).")
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True, help="Restore in tiles of this size (0 = whole images).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def eval_cmd(run_dir, data, json_out, seed, crop, tile, device):
+def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device):
     """Measure a trained restorer against the damaged input and classical baselines (PSNR/SSIM)."""
     from workbench.evaluate import evaluate, table, write_json
 
-    result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, crop=crop, device=device, tile=tile, keep=REPORT_SAMPLES)
+    result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop, device=device,
+                               tile=tile, keep=REPORT_SAMPLES)
     if json_out:
         write_json(result, json_out)
     click.echo(table(result))
@@ -291,6 +293,24 @@ def grid(run_dir, outfile, data, count, seed, device):
         rows.append(row)
     draw_grid(rows, height=256).save(outfile)
     click.echo(f"Wrote {len(rows)} rows to {outfile} (PSNR on Y, BT.601)")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Image file to write (PNG stays lossless).")
+@click.option("--side", type=click.Choice(["left", "right", "top", "bottom"]), default="right", show_default=True, help="Edge to grow.")
+@click.option("--times", type=click.IntRange(1), default=1, show_default=True, help="Strips to add, one model pass each.")
+@click.option("--strip", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Fraction of the image's width (height) each step adds; default: the recipe's erase strip, else 0.25.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise fill.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+def extend(run_dir, image, out_path, side, times, strip, seed, device):
+    """Grow a panorama by outpainting: add TIMES strips at SIDE with an outpainting run (e.g. `outpaint`)."""
+    from workbench.extend import extend_file
+
+    w, h = extend_file(run_dir, image, out_path, side=side, times=times, strip=strip, device=device, seed=seed, plugins=get_plugins())
+    click.echo(f"{image} -> {out_path} ({w}x{h})")
 
 
 def main():

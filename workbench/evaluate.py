@@ -20,14 +20,16 @@ from workbench.inputs import collect, load
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
 
 
-def evaluate(run_dir, plugins, *, data=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0, which="best"):
+def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
+             which="best"):
     """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images])."""
     from workbench.restore import restore_tensor
 
     model, state = checkpoint.load_model(run_dir, plugins, which=which)
     if state.get("task") == "classify":
         raise WorkbenchError(f"{run_dir} is a classifier run; `workbench eval` judges restorers.")
-    recipe = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins)
+    # --set changes the damage to judge at (say, JPEG quality 10 for a model trained on 10-50).
+    recipe = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins, overrides)
     chain = recipe.degradation_chain(plugins)
     scale = _scale(chain)
     crop = (scale if scale > 1 else 0) if crop is None else crop
