@@ -119,6 +119,7 @@ def main():
     ap.add_argument("--valid", nargs="+", default=[str(DATA / "valid" / "Set5"), str(DATA / "valid" / "Set14")])
     ap.add_argument("--out", default=str(HERE / "runs"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe override for every run")
+    ap.add_argument("--tag", default="", help="suffix of the run directory names, to keep experiments apart")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
@@ -126,13 +127,13 @@ def main():
     extra = [x for item in args.overrides for x in ("--set", item)]
     tables = []
     for recipe in args.recipes:
-        out = Path(args.out) / f"{recipe}-{int(args.minutes)}min"
+        out = Path(args.out) / f"{Path(recipe).stem}-{args.minutes:g}min{'-' + args.tag if args.tag else ''}"
         run, settings = train(recipe, args.minutes, out, args.train, args.valid[0], extra)
         results = judge(run, args.valid, EVAL_SETS.get(recipe, []))
         tables.append(print_table(recipe, results, settings))
         print(tables[-1] + "\n", flush=True)
     summary = {"command": " ".join(sys.argv), "machine": machine, "minutes": args.minutes, "tables": tables}
-    (RESULTS / "quality.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"quality{'-' + args.tag if args.tag else ''}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

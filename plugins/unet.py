@@ -5,6 +5,11 @@ changes: skips are *added*, not concatenated; the input image itself is added ba
 last block; the last layers start at zero, so the untrained net returns its input exactly and
 training learns only the correction; optional "cross connections" pass each skip through a res
 block and a conv; the encoder (`start` + `down`) can be a trained `classifier`'s stem and stages.
+
+Why the lesson's U-Net lags at super-resolution: at full resolution it has only `start` and a
+last up block that goes from widths[0] channels straight to 3, so the fine detail SR must
+recreate passes through 3-channel convolutions, while the strided path discards exactly those
+high frequencies. `full_res_blocks` adds res blocks at widths[0] channels at full resolution.
 """
 import inspect
 
@@ -27,10 +32,13 @@ class UNet(nn.Module):
     act: activation: "relu", "gelu", "silu" or "leaky" (LeakyReLU 0.1).
     encoder: "" or a classifier run directory (or checkpoint file) whose stem and stages become
       the U-Net's start and down path; its widths must begin with these widths.
+    full_res_blocks: 0 ends as the lesson does, with one res block from widths[0] straight down to
+      3 channels; N > 0 ends with N res blocks at widths[0] channels at full resolution and a
+      zeroed 3x3 conv to 3 channels, which super-resolution needs (see the module docstring).
     """
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
-                 act="relu", encoder=""):
+                 act="relu", encoder="", full_res_blocks=0):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
         if not isinstance(encoder, str):
@@ -44,8 +52,16 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
                                               *make_stage(widths[i], widths[i - 1], blocks=blocks, stride=1, **kw))
                                 for i in range(n - 1, 0, -1))
-        # No activation after the last sum and a projection to zero: with zero_() it outputs exactly 0.
-        self.up.append(ResBlock(widths[0], 3, final_act=False, project=True, **kw).zero_(identity=True))
+        if not isinstance(full_res_blocks, int) or isinstance(full_res_blocks, bool) or full_res_blocks < 0:
+            raise ValueError(f"full_res_blocks = {full_res_blocks!r} must be a whole number >= 0")
+        if full_res_blocks:
+            out = nn.Conv2d(widths[0], 3, 3, padding=1)
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
+            self.up.append(nn.Sequential(*(ResBlock(widths[0], widths[0], **kw) for _ in range(full_res_blocks)), out))
+        else:
+            # No activation after the last sum and a projection to zero: with zero_() it outputs exactly 0.
+            self.up.append(ResBlock(widths[0], 3, final_act=False, project=True, **kw).zero_(identity=True))
         if cross_connections:
             self.cross = nn.ModuleList(nn.Sequential(ResBlock(w, w, **kw), conv(w, w, act=None, norm="none"))
                                        for w in widths[:-1])

@@ -177,3 +177,27 @@ def test_plugins_register_their_models():
     assert names == {"unet": UNet, "classifier": Classifier}
     for cls in names.values():  # `workbench list models -v` shows the first line and the parameters
         assert cls.__doc__.splitlines()[0] and "widths:" in cls.__doc__ and "act:" in cls.__doc__
+
+
+@pytest.mark.parametrize("kw", [dict(full_res_blocks=2), dict(full_res_blocks=3, norm="none", widths=[16, 32])])
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 3, 17, 23)])
+def test_full_res_blocks_start_as_identity_and_learn(kw, shape):
+    net = UNet(**kw)
+    x = torch.rand(shape)
+    for mode in ("train", "eval"):
+        getattr(net, mode)()
+        with torch.no_grad():
+            assert (net(x) - x).abs().max() <= 1e-6
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (net(x) - torch.rand_like(x)).abs().mean().backward()
+        opt.step()
+    with torch.no_grad():
+        assert (net.eval()(x) - x).abs().max() > 1e-4
+
+
+def test_full_res_blocks_validated():
+    with pytest.raises(ValueError, match="full_res_blocks"):
+        UNet(full_res_blocks=-1)
