@@ -69,3 +69,14 @@ def test_build_checks_keys_and_wraps_value_errors(plugins):
         plugin_manager.build(plugins.degradations, {"type": "jpeg", "qualty": 20})
     with pytest.raises(WorkbenchError, match="plugin 'workbench_plugins.jpeg'.*out of range"):
         plugin_manager.build(plugins.degradations, {"type": "jpeg", "quality": 0})
+
+
+def test_register_commands_adds_a_cli_command(tmp_path, run_cli):
+    plugin = tmp_path / "hello.py"
+    plugin.write_text("import click\nfrom workbench import hookimpl\n\n"
+                      "@hookimpl\ndef register_commands(cli):\n"
+                      "    @cli.command()\n    @click.argument('who')\n"
+                      "    def hello(who):\n        '''Say hello.'''\n        click.echo(f'hello {who}')\n")
+    result = run_cli("--plugin", plugin, "hello", "world")
+    assert result.exit_code == 0 and result.output == "hello world\n"
+    assert "hello" in run_cli("--plugin", plugin, "--help").output

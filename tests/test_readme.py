@@ -8,8 +8,8 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def test_every_hook_is_documented():
-    hooks = [name for name in dir(hookspecs) if name.startswith("register_")]
-    assert len(hooks) >= 5
+    hooks = [name for name in dir(hookspecs) if name.startswith(("register_", "on_"))]
+    assert len(hooks) >= 9
     for name in hooks:
         assert f"def {name}(" in README, name
 
@@ -23,3 +23,10 @@ def test_every_recipe_key_is_in_the_reference():
 def test_every_command_is_documented():
     for name in cli.commands:
         assert f"`workbench {name}" in README, name
+
+
+def test_every_hook_has_a_test_of_its_own():
+    tests = [p.read_text() for p in Path(__file__).parent.glob("test_*.py") if p.name != "test_readme.py"]
+    tests += [p.read_text() for folder in ("plugin_files", "example_plugin") for p in (Path(__file__).parent / folder).rglob("*.py")]
+    for name in (n for n in dir(hookspecs) if n.startswith(("register_", "on_"))):
+        assert any(f"def {name}(" in text for text in tests), f"no test implements the hook {name}"

@@ -32,7 +32,7 @@ type = "tiny"
 [[losses]]
 type = "l1"
 [[losses]]
-type = "mse"
+type = "tiny_mse"
 weight = 0.5
 [train]
 epochs = 2
@@ -58,7 +58,8 @@ def test_run_directory_contents(tmp_path, recipe_file, tiny_plugins):
     assert {p.name for p in run.iterdir()} >= {"recipe.toml", "metrics.jsonl", "checkpoints", "grid.png"}
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
-    assert {"loss/l1", "loss/mse", "train_loss", "images_per_s", "lr"} <= set(lines[0])
+    assert {"loss/l1", "loss/tiny_mse", "train_loss", "images_per_s", "lr"} <= set(lines[0])
+    assert lines[0]["train_loss"] == pytest.approx(lines[0]["loss/l1"] + 0.5 * lines[0]["loss/tiny_mse"], rel=1e-5)
     assert {"psnr", "ssim", "input_psnr", "input_ssim"} <= set(lines[0]["valid"])
     best = checkpoint.load(run, "best")
     assert best["recipe"]["model"]["type"] == "tiny" and "optimizer" not in best

@@ -19,7 +19,7 @@ from workbench.errors import WorkbenchError, suggest
 KINDS = ("degradations", "models", "losses", "recipes")
 SINGULAR = {"degradations": "degradation", "models": "model", "losses": "loss", "recipes": "recipe"}
 BUILTINS = ("downsample", "grayscale", "jpeg", "filters", "watermark", "erase", "unet", "edsr", "classifier", "losses",
-            "perceptual", "recipes")
+            "perceptual", "recipes", "tensorboard")
 ENV_VAR = "WORKBENCH_PLUGINS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
