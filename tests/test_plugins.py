@@ -77,6 +77,10 @@ def test_register_commands_adds_a_cli_command(tmp_path, run_cli):
                       "@hookimpl\ndef register_commands(cli):\n"
                       "    @cli.command()\n    @click.argument('who')\n"
                       "    def hello(who):\n        '''Say hello.'''\n        click.echo(f'hello {who}')\n")
-    result = run_cli("--plugin", plugin, "hello", "world")
-    assert result.exit_code == 0 and result.output == "hello world\n"
-    assert "hello" in run_cli("--plugin", plugin, "--help").output
+    from workbench.cli import cli
+    try:
+        result = run_cli("--plugin", plugin, "hello", "world")
+        assert result.exit_code == 0 and result.output == "hello world\n"
+        assert "hello" in run_cli("--plugin", plugin, "--help").output
+    finally:
+        cli.commands.pop("hello", None)   # the group is shared by every in-process test

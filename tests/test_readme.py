@@ -30,3 +30,9 @@ def test_every_hook_has_a_test_of_its_own():
     tests += [p.read_text() for folder in ("plugin_files", "example_plugin") for p in (Path(__file__).parent / folder).rglob("*.py")]
     for name in (n for n in dir(hookspecs) if n.startswith(("register_", "on_"))):
         assert any(f"def {name}(" in text for text in tests), f"no test implements the hook {name}"
+
+
+def test_recipe_reference_states_the_allowed_ranges():
+    for key, allowed in defaults.RANGES.items():
+        row = next(line for line in README.splitlines() if line.startswith(f"| `{key}` |"))
+        assert f"| {allowed} |" in row, key

@@ -6,6 +6,7 @@ A checkpoint is a dict: {"format", "model" (state dict), "recipe" (resolved cfg)
 """
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -75,9 +76,10 @@ def load(where, which="best", map_location="cpu"):
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        why = next((line.strip() for line in str(e).splitlines() if "Unsupported" in line), "")
-        raise WorkbenchError(f"{path}: refused to load: the file holds Python objects other than weights, "
-                             f"which could run code ({why or 'not a weights-only file'}); load checkpoints only from sources you trust.") from e
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        what = f"it references {found.group(1)}" if found else "it is not a weights-only file"
+        raise WorkbenchError(f"{path}: refused to load: {what}, a Python object that could run code; "
+                             f"a workbench checkpoint holds only weights and settings.") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise WorkbenchError(f"{path}: cannot read checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__}); the file is corrupt or not a checkpoint.") from e
     if not isinstance(state, dict) or "model" not in state or "recipe" not in state:

@@ -127,7 +127,9 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
     mean = f"{sum(finite) / len(finite):.2f} dB" if finite else "inf dB"
     for name, score in results:
         click.echo(f"{name}: PSNR {score:.2f} dB")
-    click.echo(f"Wrote {len(results)} damaged image(s) to {outdir} (mean PSNR to clean {mean})" + (f"; grid: {outdir}/grid.png" if grid else ""))
+    skipped = f"; {len(results.skipped)} unreadable skipped" if results.skipped else ""
+    click.echo(f"Wrote {len(results)} damaged image(s) to {outdir} (mean PSNR to clean {mean})"
+               + (f"; grid: {outdir}/grid.png" if grid else "") + skipped)
 
 
 @cli.command()

@@ -37,6 +37,26 @@ TRAIN = {
     "channels_last": True,   # faster convolutions on CUDA and recent CPUs
 }
 
+# Allowed values of the numeric keys above, checked when a recipe or a `--set` is read (before anything
+# is written): conditions joined by "," ("> 0", ">= 0, < 1"). Keys not listed take any value of their type.
+RANGES = {
+    "recipe.seed": ">= 0",            # numpy's SeedSequence takes only non-negative integers
+    "data.valid_fraction": ">= 0, < 1",  # a fraction; all of the images held out would leave none to train on
+    "data.size": ">= 1",
+    "data.valid_size": ">= 11",       # SSIM's 11 x 11 Gaussian window must fit in the validation crop
+    "data.pad": ">= 0",
+    "data.batch_size": ">= 1",
+    "data.workers": ">= 0",           # 0 = the main process
+    "data.limit": ">= 0",             # 0 = all images
+    "data.repeat": ">= 0",            # 0 = automatic
+    "train.epochs": ">= 1",
+    "train.lr": "> 0",                # a zero learning rate trains nothing; AdamW refuses a negative one
+    "train.weight_decay": ">= 0",     # AdamW refuses a negative one
+    "train.grad_clip": ">= 0",        # 0 disables clipping; a negative norm would mean nothing
+    "train.freeze_epochs": ">= 0",
+    "train.steps_per_epoch": ">= 0",  # 0 = a full pass
+}
+
 SECTIONS = {"recipe": RECIPE, "data": DATA, "train": TRAIN}
 # Sections that name plugin components: one table or a list of tables with `type = NAME`.
 COMPONENTS = {"degradations": ("degradations", list), "model": ("models", dict), "losses": ("losses", list)}

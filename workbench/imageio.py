@@ -1,4 +1,7 @@
 """Reading and writing photos safely: any mode, EXIF rotation, 16-bit, decompression-bomb guard."""
+import math
+import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -9,28 +12,56 @@ from PIL import Image, ImageOps
 from workbench.errors import WorkbenchError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-# Pillow's default bomb limit (~89 MP warns, 2x errors); we make the warning an error too, since a
-# 180 MP photo would need gigabytes as float tensors.
+_KINDS = "png/jpg/bmp/tif/webp"
+# Pillow's bomb limit, Image.MAX_IMAGE_PIXELS (about 89 MP): Pillow only warns up to twice that and
+# errors beyond; we make the warning an error too, since a 100 MP photo (10000 x 10000) would need
+# over a gigabyte as a float tensor. Such a photo is refused with a message naming the limit: downscale
+# or crop it first. The limit is read at call time, so a program may raise (or lower) it on purpose.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+# What Pillow's decoders raise for damaged files: OSError (truncated data, UnidentifiedImageError),
+# SyntaxError and ValueError (bad headers), and for crafted ones also EOFError, struct.error,
+# IndexError or KeyError from the format parsers.
+_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 
 
 def read_image(path):
-    """Open any image file as a float tensor 3 x H x W in [0, 1] (RGB), or raise WorkbenchError."""
+    """Open any image file as a float tensor 3 x H x W in [0, 1] (RGB), or raise WorkbenchError
+    with one sentence naming the file, what is wrong and what to do."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise WorkbenchError(f"{path}: cannot read image (the file is empty: 0 bytes); copy it again or remove it.")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)
                 arr = _to_rgb_array(im)
+    except WorkbenchError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise WorkbenchError(f"{path}: image is too large ({e}); downscale it below {MAX_PIXELS:,} pixels.") from e
+        raise WorkbenchError(_too_large(path, e)) from e
     except FileNotFoundError as e:
         raise WorkbenchError(f"{path}: no such file.") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        # Pillow raises OSError for truncated files and UnidentifiedImageError (an OSError) for non-images.
-        raise WorkbenchError(f"{path}: cannot read image ({e}); check the file is a complete png/jpg/bmp/tif/webp.") from e
+    except Image.UnidentifiedImageError as e:
+        raise WorkbenchError(f"{path}: cannot read image (not an image file Pillow can identify); remove it or convert it to {_KINDS}.") from e
+    except _READ_ERRORS as e:
+        # Pillow raises OSError for truncated files ("image file is truncated").
+        raise WorkbenchError(f"{path}: cannot read image ({_first_line(e)}); check the file is a complete {_KINDS}.") from e
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def _too_large(path, err):
+    limit = Image.MAX_IMAGE_PIXELS or MAX_PIXELS
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    side = math.isqrt(limit)
+    return (f"{path}: image is too large: {size}, over the limit of {limit:,} pixels (Pillow's decompression-bomb "
+            f"guard); downscale or crop it below that, e.g. to {side} x {side}, before using it.")
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _to_rgb_array(im):

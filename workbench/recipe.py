@@ -1,5 +1,7 @@
 """TOML recipes: look-up by name or path, validation against defaults, `--set key=value` overrides."""
 import copy
+import math
+import operator
 import tomllib
 from pathlib import Path
 
@@ -8,6 +10,9 @@ from workbench.errors import WorkbenchError, suggest
 from workbench.plugins import build, parameters
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+# The comparisons defaults.RANGES is written in, and how each reads in an error message.
+_COMPARE = {">=": (operator.ge, "{} or more"), ">": (operator.gt, "more than {}"),
+            "<=": (operator.le, "{} or less"), "<": (operator.lt, "less than {}")}
 
 
 class Recipe:
@@ -57,6 +62,7 @@ def load(spec, plugins, overrides=()):
 def from_dict(raw, source, plugins, overrides=(), *, from_file=True):
     """Validate a recipe given as a dict; `source` names it in error messages."""
     cfg = _validate(copy.deepcopy(raw), source)
+    _check_types(cfg, source, plugins)
     for item in overrides:
         apply_override(cfg, item, source, plugins)
     if not cfg["recipe"]["name"]:
@@ -90,6 +96,23 @@ def _validate(raw, source):
     return cfg
 
 
+def _check_types(cfg, source, plugins):
+    """Every component's `type` is a registered name, so an unknown one names the recipe file too."""
+    for section, (kind, shape) in defaults.COMPONENTS.items():
+        tables = cfg[section] if shape is list else [cfg[section]]
+        for i, table in enumerate(tables):
+            if table:
+                where = f"[[{section}]] #{i + 1}" if shape is list else f"[{section}]"
+                _known(plugins, kind, table["type"], f"{source}: {where}")
+
+
+def _known(plugins, kind, name, where):
+    try:
+        plugins.registry(kind).get(name)
+    except WorkbenchError as e:
+        raise WorkbenchError(f"{where}: {e}") from e
+
+
 def _typed(dotted, value, table, source):
     section, key = dotted.split(".", 1)
     if key not in table:
@@ -101,7 +124,28 @@ def _typed(dotted, value, table, source):
         value, ok = float(value), True
     if not ok:
         raise WorkbenchError(f"{source}: {dotted} must be {_TYPE_NAMES.get(want, want.__name__)} (like {default!r}), got {value!r}.")
+    _check_range(dotted, value, source)
     return value
+
+
+def _check_range(dotted, value, source):
+    """A numeric key's value against defaults.RANGES: '{source}: {key} = {value} is out of range: allowed ...'."""
+    rule = defaults.RANGES.get(dotted)
+    if rule is None:
+        return
+    conditions = [_condition(part) for part in rule.split(",")]
+    finite = not isinstance(value, float) or math.isfinite(value)   # nan compares false with everything
+    if not finite or not all(test(value, bound) for test, bound, _ in conditions):
+        allowed = " and ".join(text for _, _, text in conditions)
+        raise WorkbenchError(f"{source}: {dotted} = {toml_value(value)} is out of range: allowed {allowed}.")
+
+
+def _condition(part):
+    """'>= 1' -> (operator.ge, 1, '1 or more')."""
+    op, number = part.split()
+    test, text = _COMPARE[op]
+    bound = float(number) if any(c in number for c in ".e") else int(number)
+    return test, bound, text.format(number)
 
 
 def parse_value(text):
@@ -143,6 +187,8 @@ def apply_override(cfg, item, source, plugins):
     if len(rest) != 1:
         raise WorkbenchError(f"{where}: too many parts in the key; write {head}{'.N' if shape is list else ''}.KEY=VALUE.")
     param = rest[0]
+    if param == "type":
+        _known(plugins, kind, value, where)
     if param != "type" and not (head == "losses" and param == "weight"):  # weight is the engine's
         registry = plugins.registry(kind)
         known, open_kwargs = parameters(registry.get(table["type"]))

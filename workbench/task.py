@@ -10,7 +10,10 @@ import torch
 from workbench import defaults
 from workbench.data import PairDataset, open_splits
 from workbench.device import autocast
+from workbench.errors import WorkbenchError
 from workbench.metrics import batch_psnr, batch_ssim
+
+SSIM_WINDOW = 11   # validation crops are at least this wide: SSIM's 11 x 11 Gaussian window must fit
 
 
 def make_task(recipe, plugins):
@@ -25,13 +28,14 @@ class RestoreTask:
 
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
-        (train_src, train_idx), (valid_src, valid_idx) = open_splits(
-            data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"], seed=seed)
+        (train_src, train_idx), (valid_src, valid_idx) = _splits(recipe)
         chain = recipe.degradation_chain(plugins)
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
                                  trivial_augment=data["trivial_augment"], seed=seed, repeat=repeats(data, train_idx))
         # Region hold-outs are thin strips: judge on the largest square that fits in all of them.
+        # (Tiny photos give strips narrower than SSIM's window: those are padded up to it.)
         valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
+        valid_size = max(valid_size, SSIM_WINDOW)
         self.valid = PairDataset(valid_src, valid_idx, chain, size=valid_size, seed=seed, train=False)
 
     def configure_model(self, spec):
@@ -80,8 +84,7 @@ class ClassifyTask:
 
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
-        (train_src, train_idx), (valid_src, valid_idx) = open_splits(
-            data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"], seed=seed)
+        (train_src, train_idx), (valid_src, valid_idx) = _splits(recipe)
         chain = recipe.degradation_chain(plugins)   # usually none; a degradation makes it robust to that damage
         labelled = train_src.label(0) is not None
         if labelled:
@@ -136,6 +139,16 @@ class Labelled(torch.utils.data.Dataset):
         i = item["index"]
         item["label"] = self.exemplar[i] if self.exemplar is not None else self.pairs.source.label(i)
         return item
+
+
+def _splits(recipe):
+    """open_splits for the recipe's [data]; a missing, empty or unreadable folder names the recipe."""
+    data = recipe["data"]
+    try:
+        return open_splits(data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"],
+                           seed=recipe["recipe"]["seed"])
+    except WorkbenchError as e:
+        raise WorkbenchError(f"{recipe.source}: {e}") from e
 
 
 def repeats(data, indices):

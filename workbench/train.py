@@ -7,6 +7,7 @@ ends exactly as an uninterrupted one.
 """
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from workbench import checkpoint, distributed, rundir
 from workbench.data import EpochSampler, make_loader
+from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.errors import WorkbenchError
 from workbench.metrics import psnr
@@ -25,6 +27,7 @@ from workbench.plugins import build
 from workbench.task import make_task
 
 MAX_BAD_STEPS = 10   # consecutive non-finite losses before the run stops instead of skipping
+SHOW_SKIPPED = 5     # unreadable files named in the end-of-run summary; the rest are counted
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Run:
     world: int = 1
     task: str = "restore"
     history: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)   # sorted names of unreadable images skipped so far
 
 
 def train(recipe, plugins, *, out=None, device="auto", resume=None, progress=True):
@@ -97,6 +101,7 @@ class _Trainer:
         # +1: OneCycleLR wraps around if stepped as many times as total_steps.
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)
         self.best = -math.inf
+        self._skipped = {}   # reason -> name of every unreadable image a batch passed over
         self._samples = []   # the last validation's images, for report.html
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -130,6 +135,10 @@ class _Trainer:
                 tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet in {run_dir}.")
             raise SystemExit(130) from None
         self._hook("on_run_end", run=self.run, metrics=metrics)
+        if self.rank == 0 and self.run.skipped:
+            names = self.run.skipped
+            more = ", ..." if len(names) > SHOW_SKIPPED else ""
+            tqdm.write(f"warning: skipped {len(names)} unreadable image(s): {', '.join(names[:SHOW_SKIPPED])}{more}", file=sys.stderr)
         if self.rank == 0:
             from workbench.report import write_report
 
@@ -146,6 +155,7 @@ class _Trainer:
         for step, batch in enumerate(self.loader):
             if step >= self.steps:
                 break
+            self._note_skipped(batch)
             x, y = self.task.inputs(batch, self.device)
             x = x.contiguous(memory_format=self.memory_format)
             with autocast(self.device, self.amp_dtype):
@@ -186,8 +196,10 @@ class _Trainer:
         record = {"epoch": epoch + 1, **train_metrics}
         if self.rank == 0:
             self.model.eval()
-            valid, images = self.task.validate(self.model, self.valid_loader, self.device, self.amp_dtype)
+            valid, images = self.task.validate(self.model, self._noting(self.valid_loader), self.device, self.amp_dtype)
             record["valid"] = valid
+            if self.run.skipped:
+                record["skipped"] = self.run.skipped
             self._hook("on_validation_end", run=self.run, epoch=epoch + 1, metrics=valid, images=images)
             rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
             self._save(epoch + 1, valid)
@@ -201,6 +213,19 @@ class _Trainer:
         self.run.history.append(record)
         self._hook("on_epoch_end", run=self.run, epoch=epoch + 1, metrics=record)
         return record
+
+    def _note_skipped(self, batch):
+        """Learn the unreadable files a batch passed over (maybe in a worker): warn once, count them."""
+        for reason, name in decode_skipped(batch).items():
+            if reason not in self._skipped:
+                self._skipped[reason] = name
+                warn_unreadable(reason)
+                self.run.skipped = sorted(self._skipped.values())
+
+    def _noting(self, loader):
+        for batch in loader:
+            self._note_skipped(batch)
+            yield batch
 
     # -- state ------------------------------------------------------------------------------------
     def _state(self, epochs_done, valid):

@@ -3,11 +3,18 @@
 Items are asked for by key `(epoch, i)`. All randomness of an item comes from
 `np.random.default_rng([seed, epoch, i])`, so a batch is the same with 0 or 8 workers, with
 persistent workers, and after a resume; `EpochSampler` yields those keys.
+
+An unreadable image does not stop a run: the item uses the next readable image of the set instead
+and names the skipped file in `item["skipped"]`, so the trainer learns about files that DataLoader
+workers skipped and can warn once and count them.
 """
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from tqdm import tqdm
 
 from workbench.degradation import apply_chain
 from workbench.errors import WorkbenchError
@@ -19,7 +26,8 @@ class PairDataset(Dataset):
     Training (train=True): reflect-pad by `pad`, random `size` crop, optional horizontal flip and
     TrivialAugmentWide. Validation: centre crop, damage seeded by (seed, 0, i) so it is the same
     every epoch. `repeat` passes over the images make one epoch (key i shows image i % n).
-    Each item is {"damaged", "clean": 3 x S x S float, "mask": 1 x S x S bool, "index": source index}.
+    Each item is {"damaged", "clean": 3 x S x S float, "mask": 1 x S x S bool, "index": source index,
+    "skipped": unreadable files passed over for it, encoded by `encode_skipped` ("" when none)}.
     """
 
     def __init__(self, source, indices, chain, *, size, pad=0, flip=False, trivial_augment=False,
@@ -35,6 +43,7 @@ class PairDataset(Dataset):
             raise WorkbenchError("no images to make pairs from; check data.train and data.limit.")
         self.size, self.pad, self.flip, self.seed, self.repeat, self.train = size, pad, flip, seed, repeat, train
         self.trivial_augment = trivial_augment and train
+        self._bad = {}   # source index -> (name, reason) of files this process found unreadable
         self._ta = None
         if self.trivial_augment:
             from torchvision.transforms import TrivialAugmentWide  # only paid for when asked
@@ -47,15 +56,32 @@ class PairDataset(Dataset):
     def __getitem__(self, key):
         """key = (epoch, i); a bare int i means epoch 0 (handy for inspection and evaluation)."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        src_i = self.indices[i % len(self.indices)]
         rng = np.random.default_rng([self.seed, epoch if self.train else 0, i])
-        clean = self.source.load(src_i)
+        src_i, clean, skipped = self._load(i % len(self.indices))
         clean = self._augment(clean, rng) if self.train else centre_crop(clean, self.size)
         clean = clean.contiguous()
         damaged, mask = apply_chain(self.chain, clean, rng)
         if mask is None:
             mask = torch.zeros(1, self.size, self.size, dtype=torch.bool)
-        return {"damaged": damaged.contiguous(), "clean": clean, "mask": mask.to(torch.bool), "index": src_i}
+        return {"damaged": damaged.contiguous(), "clean": clean, "mask": mask.to(torch.bool), "index": src_i,
+                "skipped": encode_skipped(skipped)}
+
+    def _load(self, k):
+        """(source index, image, [(name, reason) skipped]): image k of `indices`, or if it cannot be
+        read the next readable one, (k + 1) % n, (k + 2) % n, ..., so the choice is deterministic."""
+        n, skipped = len(self.indices), []
+        for step in range(n):
+            src_i = self.indices[(k + step) % n]
+            if src_i not in self._bad:
+                try:
+                    return src_i, self.source.load(src_i), skipped
+                except WorkbenchError as e:
+                    self._bad[src_i] = (self.source.name(src_i), str(e))
+                    if get_worker_info() is None:   # a worker's warnings reach the user via the trainer
+                        warn_unreadable(str(e))
+            skipped.append(self._bad[src_i])
+        first = skipped[0][1] if skipped else "unknown error"
+        raise WorkbenchError(f"no readable image in {_where(self.source)}: none of its {n} images could be read (first: {first})")
 
     def _augment(self, img, rng):
         sz = self.size
@@ -87,6 +113,38 @@ class PairDataset(Dataset):
     def __repr__(self):
         kind = "train" if self.train else "valid"
         return f"PairDataset({kind}, {len(self.indices)} images x {self.repeat}, size={self.size}, chain={[n for n, _ in self.chain]})"
+
+
+_WARNED = set()   # reasons already printed by this process: one warning per file
+
+
+def warn_unreadable(reason):
+    """Print `warning: skipped REASON` to stderr once per file per process (tqdm keeps bars intact)."""
+    reason = " ".join(reason.split())   # as `encode_skipped` carries it, so both spell it alike
+    if reason not in _WARNED:
+        _WARNED.add(reason)
+        tqdm.write(f"warning: skipped {reason.rstrip('.')}; the next readable image takes its place.", file=sys.stderr)
+
+
+def encode_skipped(entries):
+    """[(name, reason)] as one string, so the DataLoader's default collate passes it through."""
+    return "\n".join(f"{name}\t{' '.join(reason.split())}" for name, reason in entries)
+
+
+def decode_skipped(batch):
+    """{reason: name} of every unreadable file a batch (or item) passed over."""
+    texts = batch.get("skipped", "")
+    found = {}
+    for text in [texts] if isinstance(texts, str) else texts:
+        for line in text.splitlines():
+            name, _, reason = line.partition("\t")
+            found[reason or name] = name
+    return found
+
+
+def _where(source):
+    root = getattr(source, "root", None) or getattr(getattr(source, "base", None), "root", None)
+    return str(root) if root is not None else repr(source)
 
 
 def pad(img, left, right, top, bottom):

@@ -93,25 +93,48 @@ class FolderSource:
 
 
 def open_source(spec, *, split="train", limit=0):
-    """"sample", a folder, one image file, or a Tiny ImageNet root (its `split`: train or valid)."""
+    """"sample", a folder, one image file, or a Tiny ImageNet root (its `split`: train or valid).
+
+    A folder must hold at least one readable image: its images are read in order until one works
+    (so a healthy folder costs one read), else the error names the folder and the first failure.
+    """
     if split not in SPLITS:
         raise WorkbenchError(f"unknown data split '{split}'; use 'train' or 'valid'.")
     split = SPLITS[split]
+    key, flag = f"data.{split}", "--data" if split == "train" else "--valid"
     if str(spec) == "sample":
         src = SampleSource()
         return SampleSource(src.names[:limit]) if limit > 0 else src
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-        return FolderSource(path.parent, [path.name])
-    if not path.is_dir():
-        raise WorkbenchError(f"data folder {path} does not exist; pass --data DIR or set data.{split}.")
-    if is_tiny_imagenet(path):
-        src = _tiny_imagenet(path, split)
-    elif (path / "val_annotations.txt").is_file():
-        src = _tiny_imagenet_val(path, _classes_beside(path))
+        src = FolderSource(path.parent, [path.name])
+    elif not path.is_dir():
+        raise WorkbenchError(f"{key}: data folder {path} does not exist; pass {flag} DIR or set {key} to a folder of images.")
     else:
-        src = _folder(path)
-    return src.limited(limit)
+        try:
+            if is_tiny_imagenet(path):
+                src = _tiny_imagenet(path, split)
+            elif (path / "val_annotations.txt").is_file():
+                src = _tiny_imagenet_val(path, _classes_beside(path))
+            else:
+                src = _folder(path)
+        except WorkbenchError as e:
+            raise WorkbenchError(f"{key}: {e}") from e
+    src = src.limited(limit)
+    _check_readable(src, key, path)
+    return src
+
+
+def _check_readable(src, key, path):
+    """Read images in order until one works; none readable is an error naming the first failure."""
+    errors = []
+    for i in range(len(src)):
+        try:
+            src.load(i)
+            return
+        except WorkbenchError as e:
+            errors.append(str(e))
+    raise WorkbenchError(f"{key}: no readable image in {path} ({len(errors)} file(s) could not be read; first: {errors[0]})")
 
 
 def is_tiny_imagenet(path):
@@ -214,6 +237,8 @@ class RegionSource:
         img = self.base.load(i)
         axis = -1 if img.shape[-1] >= img.shape[-2] else -2
         length = img.shape[axis]
+        if length < 2:
+            return img   # a 1-pixel photo cannot be split: it serves both parts (a smoke test, not a measurement)
         cut = min(length - 1, max(1, round(length * (1 - self.fraction))))
         keep = slice(None, cut) if self.part == "train" else slice(cut, None)
         return (img[..., keep] if axis == -1 else img[..., keep, :]).contiguous()
@@ -227,8 +252,16 @@ class RegionSource:
         return self.base.label(i)
 
     def min_side(self):
-        """Shortest side over all regions (small sets only: it reads every image)."""
-        return min(min(self.load(i).shape[-2:]) for i in range(len(self)))
+        """Shortest side over all readable regions (small sets only: it reads every image)."""
+        sides = []
+        for i in range(len(self)):
+            try:
+                sides.append(min(self.load(i).shape[-2:]))
+            except WorkbenchError:
+                continue   # training skips it with a warning; it must not stop the run here
+        if not sides:
+            raise WorkbenchError(f"no readable image in {self.base!r}; check the files or the folder.")
+        return min(sides)
 
     def __repr__(self):
         return f"RegionSource({self.part}: {self.fraction:.0%} of each image of {self.base!r})"
