@@ -16,6 +16,7 @@ from workbench import __version__
 from workbench.errors import WorkbenchError
 
 FORMAT = 1
+TEMP_SUFFIX = ".tmp"   # of the half-written file `save` renames into place
 
 
 def versions():
@@ -26,20 +27,35 @@ def versions():
 
 
 def save(state, path):
-    """Write `state` to `path` so that a crash at any moment leaves either the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `state` to `path` so that a crash at any moment leaves either the old or the new file.
+    A full disk or an unwritable folder is a WorkbenchError (one line); the old file stays intact."""
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        # torch.save may report a failed write as a RuntimeError raised while handling the OSError
+        err = e if isinstance(e, OSError) else e.__context__ if isinstance(e, RuntimeError) else None
+        if not isinstance(err, OSError):
+            raise
+        raise WorkbenchError(f"cannot write checkpoint {path}: {err.strerror or err}; the previous {path.name} (if any) is "
+                             f"kept. Free some disk space and continue with --resume.") from e
     _fsync_dir(path.parent)
+
+
+def remove_temporary(folder):
+    """Delete half-written `.NAME.pt.*.tmp` files that a kill during `save` left behind; returns how many."""
+    stale = [p for p in Path(folder).glob(f".*.pt.*{TEMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def _fsync_dir(folder):

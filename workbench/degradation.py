@@ -9,6 +9,7 @@ output. A degradation that destroys known pixels sets `reports_mask = True` and 
 import numpy as np
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.params import Param
 
 
@@ -26,26 +27,64 @@ class Degradation:
         return f"{type(self).__name__}({params})"
 
 
+class Step(tuple):
+    """One link of a chain: unpacks as `(name, deg)` like a plain pair, and also knows the plugin
+    that registered `name`, so a failure deep in training (or in a DataLoader worker) can name it."""
+
+    def __new__(cls, name, deg, plugin=None):
+        step = super().__new__(cls, (name, deg))
+        step.plugin = plugin
+        return step
+
+    def __getnewargs__(self):   # pickled to spawned DataLoader workers: keep the plugin
+        return (*self, self.plugin)
+
+
+class DegradationError(WorkbenchError):
+    """A degradation raised or broke the contract while damaging an image: one line naming it and its plugin."""
+
+    def __init__(self, message):
+        # A DataLoader worker's exception is re-raised in the main process as type(e)(text) where
+        # text is "Caught ... in DataLoader worker process N. Original Traceback ..." ending in
+        # "workbench.degradation.DegradationError: MESSAGE": keep MESSAGE, the one line that matters.
+        marker = f"{__name__}.{type(self).__name__}: "
+        if marker in message:
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
+
+
 def apply_chain(chain, img, rng):
     """Run degradations in recipe order; returns (damaged, mask or None), masks united."""
     mask = None
-    for name, deg in chain:
-        out = deg(img, rng)
-        if getattr(deg, "reports_mask", False):
-            out, m = out
-            mask = m if mask is None else mask | m
-        img = _checked(out, img, name)
+    for step in chain:
+        name, deg = step
+        try:
+            out = deg(img, rng)
+            if getattr(deg, "reports_mask", False):
+                out, m = out
+                mask = m if mask is None else mask | m
+            img = _checked(out, img)
+        except Exception as e:   # whatever the plugin did, the user gets one line naming it
+            plugin = getattr(step, "plugin", None)
+            who = f"plugin '{plugin}', degradation '{name}'" if plugin else f"degradation '{name}'"
+            text = " ".join(str(e).split())   # one line, whatever the plugin's message looks like
+            reason = text if isinstance(e, (_Broken, WorkbenchError)) else f"raised {type(e).__name__}: {text}"
+            raise DegradationError(f"{who}: {reason}") from e
     return img, mask
 
 
-def _checked(out, img, name):
+class _Broken(ValueError):
+    """The output broke the contract (vs. the degradation itself raising)."""
+
+
+def _checked(out, img):
     """Catch a misbehaving plugin here, naming it, rather than deep inside training."""
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"degradation '{name}' returned {type(out).__name__}, expected a tensor")
+        raise _Broken(f"returned {type(out).__name__}, expected a tensor")
     if out.shape != img.shape:
-        raise ValueError(f"degradation '{name}' changed the image shape from {tuple(img.shape)} to {tuple(out.shape)}")
+        raise _Broken(f"changed the image shape from {tuple(img.shape)} to {tuple(out.shape)}")
     if not torch.isfinite(out).all():
-        raise ValueError(f"degradation '{name}' returned NaN or Inf values")
+        raise _Broken("returned NaN or Inf values")
     return out.to(img.dtype).clamp(0, 1)
 
 

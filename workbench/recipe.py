@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 from workbench import defaults
+from workbench.degradation import Step
 from workbench.errors import WorkbenchError, suggest
 from workbench.plugins import build, parameters
 
@@ -29,9 +30,11 @@ class Recipe:
         return self.cfg["recipe"]["name"]
 
     def degradation_chain(self, plugins):
-        """[(name, degradation)] in recipe order, each built and validated."""
-        return [build(plugins.degradations, spec, where=f"{self.source}: [[degradations]] #{i + 1}" if self.from_file else "")
-                for i, spec in enumerate(self.cfg["degradations"])]
+        """[(name, degradation)] in recipe order, each built and validated; each pair is a `Step` that
+        also knows its plugin, so a failure while training names it."""
+        steps = [build(plugins.degradations, spec, where=f"{self.source}: [[degradations]] #{i + 1}" if self.from_file else "")
+                 for i, spec in enumerate(self.cfg["degradations"])]
+        return [Step(name, deg, plugins.degradations.plugin_of(name)) for name, deg in steps]
 
 
 def find(spec, plugins):

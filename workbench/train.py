@@ -101,6 +101,8 @@ class _Trainer:
         # +1: OneCycleLR wraps around if stepped as many times as total_steps.
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)
         self.best = -math.inf
+        self.saved = 0       # epochs in last.pt: what an interruption keeps
+        self.bad = 0         # consecutive non-finite losses, counted across epoch boundaries
         self._skipped = {}   # reason -> name of every unreadable image a batch passed over
         self._samples = []   # the last validation's images, for report.html
 
@@ -110,7 +112,7 @@ class _Trainer:
         start = 0
         if resume is not None:
             run_dir = Path(resume)
-            start = self._load_state(run_dir)
+            start = self.saved = self._load_state(run_dir)
             if start >= tcfg["epochs"]:
                 raise WorkbenchError(f"{run_dir} already finished all {tcfg['epochs']} epochs; nothing to resume.")
         elif self.rank == 0:
@@ -127,7 +129,7 @@ class _Trainer:
                 train_metrics = self._train_epoch(epoch)
                 metrics = self._end_epoch(epoch, train_metrics)
         except KeyboardInterrupt:
-            done = len(self.run.history) + start
+            done = self.saved   # not the epochs finished: a signal may land between last.pt and the epoch's end
             if self.rank == 0 and done:
                 tqdm.write(f"\nInterrupted during epoch {done + 1}: the checkpoint of epoch {done} is kept. "
                            f"Continue with: workbench run --resume {run_dir}")
@@ -150,7 +152,7 @@ class _Trainer:
     def _train_epoch(self, epoch):
         self.model.train()
         self.sampler.set_epoch(epoch)
-        totals, n_images, n_steps, bad, t0 = {}, 0, 0, 0, time.perf_counter()
+        totals, n_images, n_steps, t0 = {}, 0, 0, time.perf_counter()
         bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.run.epochs}", disable=not self.progress, leave=False)
         for step, batch in enumerate(self.loader):
             if step >= self.steps:
@@ -162,14 +164,15 @@ class _Trainer:
                 out = self.ddp(x)
                 loss, terms = self.objective(out.float(), y)
             if not torch.isfinite(loss):
-                # Skip the step rather than poison the weights; give up if it keeps happening.
-                bad += 1
+                # Skip the step rather than poison the weights; give up if it keeps happening. The
+                # count runs on across epochs: short epochs must not reset a diverged run forever.
+                self.bad += 1
                 self.opt.zero_grad(set_to_none=True)
-                if bad >= MAX_BAD_STEPS:
-                    raise WorkbenchError(f"training diverged: {bad} non-finite losses in a row at epoch {epoch + 1}; lower train.lr (now {self.recipe['train']['lr']}). The last good checkpoint is kept.")
+                if self.bad >= MAX_BAD_STEPS:
+                    raise WorkbenchError(self._diverged(f"{self.bad} non-finite losses in a row at epoch {epoch + 1}"))
                 self.sched.step()
                 continue
-            bad = 0
+            self.bad = 0
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.recipe["train"]["grad_clip"] > 0:
@@ -193,6 +196,10 @@ class _Trainer:
                 "lr": self.sched.get_last_lr()[0]}
 
     def _end_epoch(self, epoch, train_metrics):
+        # A finite loss can still come with NaN/Inf gradients: stop before such weights are judged,
+        # logged or saved over a good checkpoint (on every rank: DDP keeps their weights equal).
+        if not all(torch.isfinite(t).all() for t in self.model.state_dict().values() if t.is_floating_point()):
+            raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
         record = {"epoch": epoch + 1, **train_metrics}
         if self.rank == 0:
             self.model.eval()
@@ -242,9 +249,16 @@ class _Trainer:
         state.update(optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), scaler=self.scaler.state_dict(),
                      rng=_rng_state(), best=self.best)
         checkpoint.save(state, self.run.dir / "checkpoints" / "last.pt")
+        self.saved = epochs_done
+
+    def _diverged(self, what):
+        kept = f"The checkpoint of epoch {self.saved} is kept in {self.run.dir}." if self.saved else "No checkpoint was written."
+        return f"training diverged: {what}; lower train.lr (now {self.recipe['train']['lr']}) and start again. {kept}"
 
     def _load_state(self, run_dir):
         state = checkpoint.load(run_dir, which="last")
+        if self.rank == 0:
+            checkpoint.remove_temporary(run_dir / "checkpoints")   # left by a kill during a save
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
