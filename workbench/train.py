@@ -5,6 +5,7 @@ AdamW with a one-cycle schedule (Smith 2018), as the lesson trains; validation a
 is a function of (seed, epoch, index) and the torch RNG state is checkpointed, so a resumed run
 ends exactly as an uninterrupted one.
 """
+import contextlib
 import math
 import signal
 import sys
@@ -69,6 +70,27 @@ def _stop_on_sigterm():
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, interrupt)
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Let Ctrl-C or SIGTERM wait until the epoch's checkpoints are written (a second or so), then
+    act: best.pt and last.pt stay in step, and the interruption message names the epoch kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:   # nohup and `&` ignore SIGINT on purpose
+            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)   # None: set outside Python
+    if caught:
+        signal.raise_signal(caught[0])   # now delivered to the usual handler
 
 
 class _Trainer:
@@ -209,7 +231,8 @@ class _Trainer:
                 record["skipped"] = self.run.skipped
             self._hook("on_validation_end", run=self.run, epoch=epoch + 1, metrics=valid, images=images)
             rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
-            self._save(epoch + 1, valid)
+            with _signals_deferred():
+                self._save(epoch + 1, valid)
             rundir.save_grid(self.run.dir, images)
             self._samples = [{"name": n, "damaged": d, "restored": r, "clean": c,
                               "metrics": {"model": {"psnr": psnr(r, c)}, "input": {"psnr": psnr(d, c)}}}
