@@ -272,3 +272,50 @@ def test_eval_and_restore_skip_unreadable_files(run_cli, folder, tmp_path):
     result = run_cli("restore", run, folder, "-o", tmp_path / "restored", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "Restored 2 photo(s)" in result.output and "2 unreadable skipped" in result.output
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    """Every kind of file a user's photo folder holds: 7 odd-but-valid images and 4 unreadable ones."""
+    root = tmp_path / "zoo"
+    root.mkdir()
+    rgb = np.random.default_rng(5).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(root / "cmyk.jpg", quality=95)
+    Image.fromarray((rgb[:, :, 0].astype(np.uint16) * 257)).save(root / "deep16.png")
+    Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE).save(root / "palette.png")
+    Image.fromarray(np.dstack([rgb, rgb[:, :, :1]])).save(root / "alpha.png")
+    Image.fromarray(rgb).convert("L").save(root / "gray.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6   # rotate 90 degrees when shown: the image is 40 wide once turned
+    Image.fromarray(rgb).save(root / "rotated.jpg", exif=exif)
+    Image.fromarray(rgb[:1, :1]).save(root / "dot.png")
+    broken(root / "truncated.png", "truncated")
+    broken(root / "empty.jpg", "empty")
+    broken(root / "notes.png", "text")
+    (root / "bomb.png").write_bytes(png_header(20000, 20000))
+    return root
+
+
+def test_every_command_survives_the_zoo(run_cli, zoo, tmp_path, capfd):
+    readable, unreadable = 7, 4   # eval also skips the 1x1 dot: nothing is left after the x2 border crop
+    # degrade
+    result = run_cli("degrade", "jpeg", zoo, "-o", tmp_path / "damaged", "--no-grid")
+    assert result.exit_code == 0 and f"{unreadable} unreadable skipped" in result.output
+    assert Image.open(tmp_path / "damaged" / "rotated.jpg").size == (40, 56)
+    # run, a few steps, folder as training data (tiny images are padded up to the crop)
+    recipe = tmp_path / "sr.toml"
+    recipe.write_text('[data]\nsize = 24\nvalid_size = 24\nbatch_size = 4\nworkers = 0\n'
+                      '[[degradations]]\ntype = "downsample"\nscale = 2\n[model]\ntype = "tiny"\n'
+                      '[train]\nepochs = 1\nsteps_per_epoch = 2\n')
+    result = run_cli("--plugin", TINY, "run", recipe, "--data", zoo, "--out", tmp_path / "run", "-q")
+    err = capfd.readouterr().err
+    assert result.exit_code == 0, result.output + err
+    assert checkpoint.load(tmp_path / "run")["epoch"] == 1
+    # eval and restore
+    result = run_cli("--plugin", TINY, "eval", tmp_path / "run", "--data", zoo, "--device", "cpu")
+    assert result.exit_code == 0 and f"{unreadable + 1} skipped" in result.output, result.output
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["protocol"]["images"] == readable - 1
+    result = run_cli("--plugin", TINY, "restore", tmp_path / "run", zoo, "-o", tmp_path / "restored", "--device", "cpu")
+    assert result.exit_code == 0 and f"{unreadable} unreadable skipped" in result.output
+    assert Image.open(tmp_path / "restored" / "dot.png").size == (2, 2)          # x2 super-resolution
+    assert Image.open(tmp_path / "restored" / "rotated.jpg").size == (80, 112)   # upright, then x2

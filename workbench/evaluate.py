@@ -43,6 +43,9 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
             break
         try:
             clean = protocol.modcrop(read(), scale)
+            if min(clean.shape[-2:]) <= 2 * crop:
+                raise WorkbenchError(f"{name}: too small to judge ({clean.shape[-1]}x{clean.shape[-2]} after cropping to a "
+                                     f"multiple of {scale} and {crop} border pixels).")
         except WorkbenchError as e:
             print(f"warning: skipped {name}: {e}", file=sys.stderr)
             skipped.append({"name": name, "reason": str(e)})
