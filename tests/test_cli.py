@@ -116,3 +116,11 @@ def test_console_script_errors_have_no_traceback(tmp_path, photo):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "out of range: allowed 1 to 100" in proc.stderr
+
+
+def test_webp_outputs_are_lossless(tmp_path):
+    import torch
+    from workbench.imageio import write_image
+    img = torch.rand(3, 20, 30)
+    write_image(img, tmp_path / "x.webp")
+    assert torch.equal(read_image(tmp_path / "x.webp"), (img * 255).round() / 255)

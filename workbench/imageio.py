@@ -87,12 +87,16 @@ def to_pil(img):
 
 
 def write_image(img, path):
-    """Save a tensor image; JPEG outputs use quality 95 with 4:4:4 so saving adds little damage."""
+    """Save a tensor image under its own format; JPEG at quality 95 with 4:4:4 and WebP lossless,
+    so saving adds little or no damage of its own to what is being judged."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     im = to_pil(img)
-    if path.suffix.lower() in (".jpg", ".jpeg"):
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
         im.save(path, quality=95, subsampling=0)
+    elif suffix == ".webp":
+        im.save(path, lossless=True)
     else:
         im.save(path)
 
