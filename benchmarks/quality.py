@@ -36,14 +36,14 @@ def workbench(*args, quiet=True):
     return proc.stdout
 
 
-def train(recipe, minutes, out, data, valid, extra):
-    """Probe the throughput, size the run to `minutes`, train it; returns (run dir, settings)."""
+def train(recipe, minutes, out, data, valid, extra, fixed_steps=0):
+    """Probe the throughput, size the run to `minutes` (or `fixed_steps`), train it; returns (run dir, settings)."""
     common = ["--data", data, "--valid", valid, "--device", "auto", "-q", *extra]
     probe = out.with_name(out.name + "-probe")
     workbench("run", recipe, "--out", probe, *common, "--set", "train.epochs=1", "--set", f"train.steps_per_epoch={PROBE_STEPS}")
     record = json.loads((probe / "metrics.jsonl").read_text().splitlines()[-1])
     batch = int(_recipe_value(probe, "data", "batch_size"))
-    steps = max(EPOCHS, int(minutes * 60 * record["images_per_s"] / batch))
+    steps = fixed_steps or max(EPOCHS, int(minutes * 60 * record["images_per_s"] / batch))
     per_epoch = math.ceil(steps / EPOCHS)
     n_images = len([p for p in Path(data).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".webp")])
     repeat = max(1, math.ceil(per_epoch * batch / max(1, n_images)))
@@ -96,7 +96,7 @@ def print_table(recipe, results, settings):
         cells = [_fmt(results[s]["mean"][m].get(k), k) for s in sets for k in keys]
         lines.append(f"| {m if m != 'model' else '**model**'} | " + " | ".join(cells) + " |")
     lines.append("| model - input | " + " | ".join(_fmt(results[s]["gain"].get(k), k, True) for s in sets for k in keys) + " |")
-    scale = re.search(r"downsample.*?scale=(\d+)", first["protocol"]["degradations"])
+    scale = re.search(r"downsample.*?scale=(\d+)", first["protocol"]["degradations"], re.I)
     if scale:
         for name, row in published(int(scale.group(1))).items():
             cells = [(f"{row[s][0]:.2f}" if k == "psnr_y" else f"{row[s][1]:.4f}") if s in row and k != "psnr_mask" else ""
@@ -120,6 +120,8 @@ def main():
     ap.add_argument("--out", default=str(HERE / "runs"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe override for every run")
     ap.add_argument("--tag", default="", help="suffix of the run directory names, to keep experiments apart")
+    ap.add_argument("--steps", type=int, default=0, help="train this many steps instead of sizing them to --minutes "
+                                                          "(comparisons on a machine that other work shares)")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
@@ -128,7 +130,7 @@ def main():
     tables = []
     for recipe in args.recipes:
         out = Path(args.out) / f"{Path(recipe).stem}-{args.minutes:g}min{'-' + args.tag if args.tag else ''}"
-        run, settings = train(recipe, args.minutes, out, args.train, args.valid[0], extra)
+        run, settings = train(recipe, args.minutes, out, args.train, args.valid[0], extra, args.steps)
         results = judge(run, args.valid, EVAL_SETS.get(recipe, []))
         tables.append(print_table(recipe, results, settings))
         print(tables[-1] + "\n", flush=True)
