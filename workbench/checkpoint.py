@@ -109,6 +109,14 @@ def model_spec(recipe_cfg):
     return {k: v for k, v in recipe_cfg["model"].items() if k != "encoder"}
 
 
+def task_of(state, plugins):
+    """'restore' or 'classify'; checkpoints from before `task` was saved tell by their model."""
+    if "task" in state:
+        return state["task"]
+    factory = plugins.models.get(state["recipe"]["model"].get("type", "unet"))
+    return getattr(factory, "task", "restore")
+
+
 def load_model(where, plugins, which="best", map_location="cpu"):
     """Rebuild the model a checkpoint was trained with and load its weights -> (model, state)."""
     from workbench.plugins import build

@@ -11,11 +11,11 @@ import numpy as np
 from workbench import checkpoint, protocol
 from workbench import recipe as recipes
 from workbench.baselines import for_chain
-from workbench.data import open_source, open_splits
 from workbench.degradation import apply_chain
 from workbench.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.inputs import collect, load
+from workbench.task import recipe_splits
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
 
@@ -26,7 +26,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     from workbench.restore import restore_tensor
 
     model, state = checkpoint.load_model(run_dir, plugins, which=which)
-    if state.get("task") == "classify":
+    if checkpoint.task_of(state, plugins) == "classify":
         raise WorkbenchError(f"{run_dir} is a classifier run; `workbench eval` judges restorers.")
     # --set changes the damage to judge at (say, JPEG quality 10 for a model trained on 10-50).
     recipe = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins, overrides)
@@ -93,11 +93,7 @@ def _images(data, recipe):
     skipped = []
     if data:
         return [(name, lambda w=where: load(w)) for name, where in collect(data, verb="evaluate")], skipped
-    d = recipe["data"]
-    if d["valid"]:
-        src = open_source(d["valid"], split="valid")
-        return [(src.name(i), lambda i=i: src.load(i)) for i in range(len(src))], skipped
-    _, (src, idx) = open_splits(d["train"], valid_fraction=d["valid_fraction"], limit=d["limit"], seed=recipe["recipe"]["seed"])
+    _, (src, idx) = recipe_splits(recipe)   # the very images the run validated on
     return [(src.name(i), lambda i=i: src.load(i)) for i in idx], skipped
 
 

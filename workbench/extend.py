@@ -119,17 +119,16 @@ def _warn(msg):
 def extend_file(run_dir, image_path, out_path, *, side="right", times=1, strip=None, device="auto", seed=0, plugins=None):
     """Extend an image file with a run's best checkpoint and write it to `out_path` -> (w, h) written."""
     from workbench import plugins as plugin_manager
-    from workbench.checkpoint import load_model
+    from workbench.checkpoint import load_model, task_of
     from workbench.device import pick_device
     from workbench.imageio import read_image, write_image
-    from workbench.restore import _task
 
     check_args(side, times, strip)  # before the slow model load
     if Path(out_path).resolve() == Path(image_path).resolve():
         raise WorkbenchError(f"{out_path} would overwrite its input; choose another output file.")
     plugins = plugins if plugins is not None else plugin_manager.load()
     model, state = load_model(run_dir, plugins)
-    if _task(state, plugins) == "classify":
+    if task_of(state, plugins) == "classify":
         raise WorkbenchError(f"{run_dir}: is a classifier run; it labels images and cannot extend them. "
                              "Use the run directory of an outpainting recipe (outpaint).")
     recipe = state["recipe"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from workbench.checkpoint import load_model
+from workbench.checkpoint import load_model, task_of
 from workbench.degradation import from_uint8_hwc, to_uint8_hwc
 from workbench.device import autocast, pick_device
 from workbench.errors import WorkbenchError
@@ -139,14 +139,6 @@ class Restored(list):
         self.skipped = []
 
 
-def _task(state, plugins):
-    """'restore' or 'classify'; checkpoints from before `task` was saved tell by their model."""
-    if "task" in state:
-        return state["task"]
-    factory = plugins.models.get(state["recipe"]["model"].get("type", "unet"))
-    return getattr(factory, "task", "restore")
-
-
 def restore_files(run_dir, inputs, outdir, *, tile=512, overlap=32, device="auto", plugins=None):
     """Restore image files and folders with a run's best checkpoint into `outdir`, under the same
     names (folders keep their sub-folders). An unreadable input is skipped with a warning; returns
@@ -156,7 +148,7 @@ def restore_files(run_dir, inputs, outdir, *, tile=512, overlap=32, device="auto
     check_tiling(tile, overlap)  # before the slow model load
     plugins = plugins if plugins is not None else plugin_manager.load()
     model, state = load_model(run_dir, plugins)
-    if _task(state, plugins) == "classify":
+    if task_of(state, plugins) == "classify":
         raise WorkbenchError(f"{run_dir}: is a classifier run; it labels images and cannot restore them. "
                              "Use the run directory of a restoration recipe (superres, dejpeg, colorize, ...).")
     dev = pick_device(device) if not isinstance(device, torch.device) else device

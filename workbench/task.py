@@ -28,7 +28,7 @@ class RestoreTask:
 
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
-        (train_src, train_idx), (valid_src, valid_idx) = _splits(recipe)
+        (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
         chain = recipe.degradation_chain(plugins)
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
                                  trivial_augment=data["trivial_augment"], seed=seed, repeat=repeats(data, train_idx))
@@ -84,7 +84,7 @@ class ClassifyTask:
 
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
-        (train_src, train_idx), (valid_src, valid_idx) = _splits(recipe)
+        (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
         chain = recipe.degradation_chain(plugins)   # usually none; a degradation makes it robust to that damage
         labelled = train_src.label(0) is not None
         if labelled:
@@ -141,7 +141,7 @@ class Labelled(torch.utils.data.Dataset):
         return item
 
 
-def _splits(recipe):
+def recipe_splits(recipe):
     """open_splits for the recipe's [data]; a missing, empty or unreadable folder names the recipe."""
     data = recipe["data"]
     try:
