@@ -124,3 +124,15 @@ def test_webp_outputs_are_lossless(tmp_path):
     img = torch.rand(3, 20, 30)
     write_image(img, tmp_path / "x.webp")
     assert torch.equal(read_image(tmp_path / "x.webp"), (img * 255).round() / 255)
+
+
+def test_batch_previews_training_pairs(run_cli, photo, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(3):
+        Image.open(photo).save(folder / f"p{k}.png")
+    result = run_cli("batch", "inpaint", "--data", folder, "-n", 3, "--set", "data.size=32", "-o", tmp_path / "b.png")
+    assert result.exit_code == 0, result.output
+    assert "3 train pairs" in result.output and "3 images" in result.output   # --data replaced the sample photos
+    grid = Image.open(tmp_path / "b.png")
+    assert grid.height >= 3 * 128 and grid.width >= 3 * 128                   # damaged | clean | mask per row

@@ -1,4 +1,4 @@
-"""What every command module shares: the one-line user error and the loaded plugins."""
+"""What every command module shares: the one-line user error, the loaded plugins, recipe loading."""
 import click
 
 
@@ -6,6 +6,19 @@ class UserError(click.ClickException):
     """A user mistake: printed as one line, exit status 2 (like click's usage errors)."""
 
     exit_code = 2
+
+
+def recipe_with_data(spec, overrides, data=None, valid=None):
+    """Load recipe SPEC with --set overrides; --data and --valid replace data.train and data.valid
+    as given (not parsed as TOML, so any path works)."""
+    from workbench import recipe as recipe_loader
+
+    r = recipe_loader.load(spec, get_plugins(), overrides)
+    if data:
+        r["data"]["train"] = data
+    if valid:
+        r["data"]["valid"] = valid
+    return r
 
 
 def get_plugins(ctx=None):

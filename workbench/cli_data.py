@@ -3,7 +3,7 @@ import math
 
 import click
 
-from workbench.cli_base import get_plugins
+from workbench.cli_base import get_plugins, recipe_with_data
 
 
 @click.command()
@@ -43,12 +43,9 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
 @click.option("--valid", "split", flag_value="valid", default="train", help="Show validation pairs instead.")
 def batch(spec, outfile, data, overrides, count, epoch, split):
     """Show the (damaged, clean) pairs recipe SPEC trains on, exactly as the data pipeline makes them."""
-    from workbench import recipe as recipe_loader
     from workbench.preview import batch_grid, training_pairs
 
-    r = recipe_loader.load(spec, get_plugins(), overrides)
-    if data:
-        r["data"]["train"] = data
+    r = recipe_with_data(spec, overrides, data)
     dataset = training_pairs(r, get_plugins(), split=split)
     batch_grid(dataset, n=count, epoch=epoch).save(outfile)
     click.echo(f"Wrote {min(count, len(dataset))} {split} pairs of {dataset!r} to {outfile}")

@@ -4,18 +4,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli_base import UserError, get_plugins
-
-
-def _recipe_with_data(spec, overrides, data=None, valid=None):
-    from workbench import recipe as recipe_loader
-
-    r = recipe_loader.load(spec, get_plugins(), overrides)
-    if data:
-        r["data"]["train"] = data
-    if valid:
-        r["data"]["valid"] = valid
-    return r
+from workbench.cli_base import UserError, get_plugins, recipe_with_data
 
 
 @click.command()
@@ -42,7 +31,7 @@ def run(spec, data, valid, out, overrides, device, resume, quiet):
     elif not spec:
         raise UserError("Name a recipe to run, e.g. `workbench run colorize` (see `workbench recipes`), or --resume RUN_DIR.")
     else:
-        r = _recipe_with_data(spec, overrides, data, valid)
+        r = recipe_with_data(spec, overrides, data, valid)
     run_dir = train(r, get_plugins(), out=out, device=device, resume=resume, progress=not quiet)
     if quiet and os.environ.get("RANK", "0") == "0":   # under torchrun only rank 0 speaks
         click.echo(str(run_dir))
@@ -63,7 +52,7 @@ def lr_find_cmd(spec, outfile, data, overrides, start, end, steps, device):
 
     if not 0 < start < end:
         raise UserError(f"--start {start} and --end {end}: need 0 < start < end.")
-    r = _recipe_with_data(spec, overrides, data)
+    r = recipe_with_data(spec, overrides, data)
     lrs, losses, suggestion = lr_find(r, get_plugins(), start=start, end=end, steps=steps, device=device)
     plot(lrs, losses, suggestion, outfile)
     click.echo(f"Suggested learning rate: {suggestion:.2e} (steepest descent over {len(lrs)} steps); plot: {outfile}")
