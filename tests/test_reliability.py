@@ -173,8 +173,66 @@ def test_signal_during_a_save_waits_for_it(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as stopped:
         train(r, plugins, out=tmp_path / "run", device="cpu", progress=False)
     assert stopped.value.code == 130
-    assert "the checkpoint of epoch 1 is kept" in capsys.readouterr().out
+    assert "saved the state after epoch 1" in capsys.readouterr().out
     assert checkpoint.load(tmp_path / "run", "last")["epoch"] == 1 and temp_files(tmp_path / "run") == []
+
+
+def train_signalled(tmp_path, monkeypatch, name, *, call, sig="SIGINT", times=1, epochs=3, steps=4):
+    """Train in-process with `signal_at` sending signals at its `call`-th image; -> (exit code or 0, run)."""
+    monkeypatch.setenv("TINY_SIGNAL_FLAG", str(tmp_path / f"{name}.flag"))
+    plugins = plugin_manager.load([TINY])
+    recipe = make_recipe(tmp_path, degradation=f'type = "signal_at"\ncall = {call}\nsig = "{sig}"\ntimes = {times}',
+                         epochs=epochs, steps=steps)
+    r = recipes.load(str(recipe), plugins)
+    run = tmp_path / name
+    try:
+        train(r, plugins, out=run, device="cpu", progress=False)
+    except SystemExit as e:
+        return e.code, run
+    return 0, run
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_mid_epoch_saves_the_step_and_resume_is_exact(tmp_path, monkeypatch, capsys, sig):
+    """A signal in the middle of epoch 2 (the degradation also serves validation, so its 30th call
+    is a few steps into epoch 2): the step finishes, last.pt records epoch 1 plus the steps done,
+    and the resumed run ends with weights and logged losses identical to an uninterrupted run's."""
+    code, straight = train_signalled(tmp_path, monkeypatch, "straight", call=10**9)
+    assert code == 0
+    code, run = train_signalled(tmp_path, monkeypatch, "stopped", call=30, sig=sig)
+    assert code == 130
+    kept = checkpoint.load(run, "last")
+    assert kept["epoch"] == 1 and 1 <= kept["step"] < 4 and kept["partial"]["steps"] == kept["step"] and finite(kept)
+    out = capsys.readouterr().out
+    assert f"saved the state after step {kept['step']} of epoch 2 in {run / 'checkpoints' / 'last.pt'}" in out, out
+    assert f"Continue with: workbench run --resume {run}" in out
+    assert checkpoint.load(run, "best")["epoch"] == 1 and epochs_logged(run) == [1] and temp_files(run) == []
+
+    plugins = plugin_manager.load([TINY])
+    train(recipes.load(str(run / "recipe.toml"), plugins), plugins, resume=run, device="cpu", progress=False)
+    a, b = checkpoint.load(straight, "last"), checkpoint.load(run, "last")
+    assert b["epoch"] == 3 and b["step"] == 0
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    logged = [{k: r[k] for k in ("epoch", "train_loss", "valid")} for r in rundir.read_metrics(run)]
+    assert logged == [{k: r[k] for k in ("epoch", "train_loss", "valid")} for r in rundir.read_metrics(straight)]
+
+
+def test_second_signal_stops_at_once_keeping_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    code, run = train_signalled(tmp_path, monkeypatch, "run", call=30, times=2)
+    assert code == 130
+    assert "the checkpoint saved after epoch 1 is kept" in capsys.readouterr().out
+    kept = checkpoint.load(run, "last")
+    assert (kept["epoch"], kept["step"]) == (1, 0) and temp_files(run) == []
+
+
+def test_signal_in_the_first_step_saves_a_resumable_state(tmp_path, monkeypatch):
+    code, run = train_signalled(tmp_path, monkeypatch, "run", call=1, epochs=1)
+    assert code == 130
+    kept = checkpoint.load(run, "last")
+    assert (kept["epoch"], kept["step"]) == (0, 1)
+    plugins = plugin_manager.load([TINY])
+    train(recipes.load(str(run / "recipe.toml"), plugins), plugins, resume=run, device="cpu", progress=False)
+    assert checkpoint.load(run, "last")["epoch"] == 1 and epochs_logged(run) == [1]
 
 
 # -- 3. SIGKILL at random moments -------------------------------------------------------------------
@@ -385,3 +443,17 @@ def test_watermark_text_and_file_names_never_reach_a_shell(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*names, "grid.png"])
     assert not [p for p in tmp_path.rglob("PWNED*")], "a shell ran the text or a file name"
     assert (home / "sentinel").exists()
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_samplers_skip_exactly_the_keys_a_resume_has_seen(world):
+    from workbench.data import EpochSampler
+    from workbench.distributed import ShardedSampler
+
+    for rank in range(world):
+        sampler = EpochSampler(10, shuffle=True, seed=3)
+        sampler = ShardedSampler(sampler, rank, world) if world > 1 else sampler
+        sampler.set_epoch(4)
+        full = list(sampler)
+        sampler.set_epoch(4, skip=3)
+        assert list(sampler) == full[3:] and len(sampler) == len(full) - 3

@@ -45,20 +45,34 @@ def all_mean(value, device):
     return t.item() / dist.get_world_size()
 
 
+def any_rank(flag, device):
+    """True on every process if `flag` is true on any (a signal may reach one rank first)."""
+    if not dist.is_initialized():
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 class ShardedSampler(torch.utils.data.Sampler):
     """Every rank takes keys rank, rank + W, ... of the base sampler's epoch order; the list is
-    padded by wrapping so all ranks run the same number of steps (DDP needs that)."""
+    padded by wrapping so all ranks run the same number of steps (DDP needs that). `skip` leaves
+    out each rank's first keys, for a resume in the middle of an epoch."""
 
     def __init__(self, base, rank, world):
-        self.base, self.rank, self.world = base, rank, world
+        self.base, self.rank, self.world, self.skip = base, rank, world, 0
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch, skip=0):
         self.base.set_epoch(epoch)
+        self.skip = int(skip)
+
+    def _per_rank(self):
+        return -(-len(self.base) // self.world)
 
     def __len__(self):
-        return -(-len(self.base) // self.world)
+        return max(0, self._per_rank() - self.skip)
 
     def __iter__(self):
         keys = list(self.base)
-        keys += keys[: len(self) * self.world - len(keys)]
-        return iter(keys[self.rank :: self.world])
+        keys += keys[: self._per_rank() * self.world - len(keys)]
+        return iter(keys[self.rank :: self.world][self.skip:])

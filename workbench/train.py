@@ -3,13 +3,11 @@
 AdamW with a one-cycle schedule (Smith 2018), as the lesson trains; validation after every epoch;
 `last.pt` (everything a resume needs) and `best.pt` written atomically. Randomness of the data
 is a function of (seed, epoch, index) and the torch RNG state is checkpointed, so a resumed run
-ends exactly as an uninterrupted one.
+ends exactly as an uninterrupted one. Ctrl-C or SIGTERM saves `last.pt` after the current step
+(mid-epoch: it also records the step and the epoch's running loss) and the resume picks up there.
 """
-import contextlib
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from workbench.data import EpochSampler, make_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.errors import WorkbenchError
+from workbench.interrupt import StopSignals
 from workbench.metrics import psnr
 from workbench.objective import build_objective
 from workbench.plugins import build
@@ -52,50 +51,20 @@ def train(recipe, plugins, *, out=None, device="auto", resume=None, progress=Tru
     """Train `recipe`; returns the run directory. `resume` continues a run directory's last.pt."""
     device = pick_device(device)
     rank, world, device = distributed.setup(device)
-    previous = _stop_on_sigterm()
     try:
-        return _Trainer(recipe, plugins, device, rank, world, progress).fit(out, resume)
+        with StopSignals(announce=progress and rank == 0) as stop:
+            return _Trainer(recipe, plugins, device, rank, world, progress, stop).fit(out, resume)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         distributed.teardown()
 
 
-def _stop_on_sigterm():
-    """SIGTERM (a scheduler or `kill`) stops training like Ctrl-C: cleanly, at the last checkpoint."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Let Ctrl-C or SIGTERM wait until the epoch's checkpoints are written (a second or so), then
-    act: best.pt and last.pt stay in step, and the interruption message names the epoch kept."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(sig) is not signal.SIG_IGN:   # nohup and `&` ignore SIGINT on purpose
-            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)   # None: set outside Python
-    if caught:
-        signal.raise_signal(caught[0])   # now delivered to the usual handler
+class _Stop(Exception):
+    """Raised inside the loop once a stop was requested and last.pt holds the state to resume."""
 
 
 class _Trainer:
-    def __init__(self, recipe, plugins, device, rank, world, progress):
-        self.recipe, self.plugins, self.device, self.rank, self.world = recipe, plugins, device, rank, world
+    def __init__(self, recipe, plugins, device, rank, world, progress, stop):
+        self.recipe, self.plugins, self.device, self.rank, self.world, self.stop = recipe, plugins, device, rank, world, stop
         self.progress = progress and rank == 0
         tcfg, data = recipe["train"], recipe["data"]
         if tcfg["epochs"] < 1:
@@ -123,7 +92,8 @@ class _Trainer:
         # +1: OneCycleLR wraps around if stepped as many times as total_steps.
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)
         self.best = -math.inf
-        self.saved = 0       # epochs in last.pt: what an interruption keeps
+        self.saved = (0, 0)  # (epochs, steps into the next epoch) in last.pt: what an interruption keeps
+        self.partial = {}    # the running loss sums of an epoch resumed in its middle
         self.bad = 0         # consecutive non-finite losses, counted across epoch boundaries
         self._skipped = {}   # reason -> name of every unreadable image a batch passed over
         self._samples = []   # the last validation's images, for report.html
@@ -131,10 +101,10 @@ class _Trainer:
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, out, resume):
         tcfg = self.recipe["train"]
-        start = 0
+        start = first_step = 0
         if resume is not None:
             run_dir = Path(resume)
-            start = self.saved = self._load_state(run_dir)
+            start, first_step = self.saved = self._load_state(run_dir)
             if start >= tcfg["epochs"]:
                 raise WorkbenchError(f"{run_dir} already finished all {tcfg['epochs']} epochs; nothing to resume.")
         elif self.rank == 0:
@@ -148,15 +118,12 @@ class _Trainer:
         try:
             for epoch in range(start, tcfg["epochs"]):
                 self._set_frozen(epoch < tcfg["freeze_epochs"])
-                train_metrics = self._train_epoch(epoch)
+                train_metrics = self._train_epoch(epoch, first_step if epoch == start else 0)
                 metrics = self._end_epoch(epoch, train_metrics)
-        except KeyboardInterrupt:
-            done = self.saved   # not the epochs finished: a signal may land between last.pt and the epoch's end
-            if self.rank == 0 and done:
-                tqdm.write(f"\nInterrupted during epoch {done + 1}: the checkpoint of epoch {done} is kept. "
-                           f"Continue with: workbench run --resume {run_dir}")
-            elif self.rank == 0:
-                tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet in {run_dir}.")
+                if epoch + 1 < tcfg["epochs"] and self._stop_requested():
+                    raise _Stop   # signalled during validation: last.pt already holds this epoch
+        except (_Stop, KeyboardInterrupt) as e:
+            self._report_interruption(run_dir, saved_now=isinstance(e, _Stop))
             raise SystemExit(130) from None
         self._hook("on_run_end", run=self.run, metrics=metrics)
         if self.rank == 0 and self.run.skipped:
@@ -171,14 +138,34 @@ class _Trainer:
             tqdm.write(f"Finished: {self._summary(metrics)}. Run directory: {run_dir}")
         return run_dir
 
-    def _train_epoch(self, epoch):
+    def _train_epoch(self, epoch, first_step=0):
         self.model.train()
-        self.sampler.set_epoch(epoch)
-        totals, n_images, n_steps, t0 = {}, 0, 0, time.perf_counter()
-        bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.run.epochs}", disable=not self.progress, leave=False)
-        for step, batch in enumerate(self.loader):
-            if step >= self.steps:
+        self.sampler.set_epoch(epoch, skip=first_step * self.recipe["data"]["batch_size"])
+        totals, n_steps = (self.partial.get("totals", {}), self.partial.get("steps", 0)) if first_step else ({}, 0)
+        n_images, t0 = 0, time.perf_counter()
+        bar = tqdm(total=self.steps, initial=first_step, desc=f"epoch {epoch + 1}/{self.run.epochs}",
+                   disable=not self.progress, leave=False)
+        batches, step = iter(self.loader), first_step
+        if first_step:
+            # Creating the loader's iterator draws from the torch RNG; the checkpoint's state was
+            # taken after that draw, so it is restored only now.
+            _set_rng_state(self.partial["rng"])
+        while step < self.steps:
+            if self._stop_requested():
+                bar.close()
+                self._save_mid_epoch(epoch, step, totals, n_steps)
+                raise _Stop
+            try:
+                batch = next(batches)
+            except StopIteration:
                 break
+            except Exception:
+                # A signal sent to the whole process group also stops the DataLoader's workers;
+                # the flag says this is an interruption, not a broken loader: save and stop.
+                if self.stop.requested:
+                    continue
+                raise
+            step += 1
             self._note_skipped(batch)
             x, y = self.task.inputs(batch, self.device)
             x = x.contiguous(memory_format=self.memory_format)
@@ -193,6 +180,7 @@ class _Trainer:
                 if self.bad >= MAX_BAD_STEPS:
                     raise WorkbenchError(self._diverged(f"{self.bad} non-finite losses in a row at epoch {epoch + 1}"))
                 self.sched.step()
+                bar.update()
                 continue
             self.bad = 0
             self.opt.zero_grad(set_to_none=True)
@@ -220,7 +208,7 @@ class _Trainer:
     def _end_epoch(self, epoch, train_metrics):
         # A finite loss can still come with NaN/Inf gradients: stop before such weights are judged,
         # logged or saved over a good checkpoint (on every rank: DDP keeps their weights equal).
-        if not all(torch.isfinite(t).all() for t in self.model.state_dict().values() if t.is_floating_point()):
+        if not _finite(self.model):
             raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
         record = {"epoch": epoch + 1, **train_metrics}
         if self.rank == 0:
@@ -231,7 +219,7 @@ class _Trainer:
                 record["skipped"] = self.run.skipped
             self._hook("on_validation_end", run=self.run, epoch=epoch + 1, metrics=valid, images=images)
             rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
-            with _signals_deferred():
+            with self.stop.saving():
                 self._save(epoch + 1, valid)
             rundir.save_grid(self.run.dir, images)
             self._samples = [{"name": n, "damaged": d, "restored": r, "clean": c,
@@ -269,13 +257,46 @@ class _Trainer:
         if improved:
             self.best = score
             checkpoint.save(state, self.run.dir / "checkpoints" / "best.pt")
+        self._save_last(state)
+        self.saved = (epochs_done, 0)
+
+    def _save_last(self, state, step=0, partial=None):
         state.update(optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), scaler=self.scaler.state_dict(),
-                     rng=_rng_state(), best=self.best)
+                     rng=_rng_state(), best=self.best, step=step, partial=partial or {}, bad=self.bad)
         checkpoint.save(state, self.run.dir / "checkpoints" / "last.pt")
-        self.saved = epochs_done
+
+    def _stop_requested(self):
+        return distributed.any_rank(self.stop.requested, self.device) if self.world > 1 else bool(self.stop.requested)
+
+    def _save_mid_epoch(self, epoch, step, totals, n_steps):
+        """last.pt after `step` steps of `epoch`: weights, optimiser, schedule, RNG and the epoch's
+        running loss, so the resumed epoch logs the same numbers as an uninterrupted one."""
+        if not _finite(self.model):   # never overwrite a good last.pt with NaN weights
+            raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
+        if self.rank == 0:
+            valid = self.run.history[-1].get("valid", {}) if self.run.history else {}
+            with self.stop.saving():
+                self._save_last(self._state(epoch, valid), step, {"totals": dict(totals), "steps": n_steps})
+        distributed.barrier()
+        self.saved = (epoch, step)
+
+    def _report_interruption(self, run_dir, saved_now):
+        if self.rank != 0:
+            return
+        epochs, step = self.saved
+        where = f"after step {step} of epoch {epochs + 1}" if step else f"after epoch {epochs}"
+        if saved_now:
+            tqdm.write(f"\nInterrupted: saved the state {where} in {run_dir / 'checkpoints' / 'last.pt'}. "
+                       f"Continue with: workbench run --resume {run_dir}")
+        elif epochs or step:
+            tqdm.write(f"\nInterrupted: the checkpoint saved {where} is kept. Continue with: workbench run --resume {run_dir}")
+        else:
+            tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet in {run_dir}.")
 
     def _diverged(self, what):
-        kept = f"The checkpoint of epoch {self.saved} is kept in {self.run.dir}." if self.saved else "No checkpoint was written."
+        epochs, step = self.saved
+        where = f"after step {step} of epoch {epochs + 1}" if step else f"of epoch {epochs}"
+        kept = f"The checkpoint {where} is kept in {self.run.dir}." if epochs or step else "No checkpoint was written."
         return f"training diverged: {what}; lower train.lr (now {self.recipe['train']['lr']}) and start again. {kept}"
 
     def _load_state(self, run_dir):
@@ -286,13 +307,18 @@ class _Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
         self.best = state["best"]
+        self.bad = state.get("bad", 0)
+        step = state.get("step", 0)   # checkpoints from before mid-epoch saves have none
+        self.partial = {**state.get("partial", {}), "rng": state["rng"]}
+        if not step:
+            _set_rng_state(state["rng"])
         if self.rank == 0:
             rundir.truncate_metrics(run_dir, state["epoch"])
         if self.progress:
-            tqdm.write(f"Resuming {run_dir} after epoch {state['epoch']} of {self.recipe['train']['epochs']}.")
-        return state["epoch"]
+            where = f"step {step} of epoch {state['epoch'] + 1}" if step else f"epoch {state['epoch']}"
+            tqdm.write(f"Resuming {run_dir} after {where} of {self.recipe['train']['epochs']}.")
+        return state["epoch"], step
 
     def _set_frozen(self, frozen):
         """Freeze a pretrained encoder for the first train.freeze_epochs epochs (lesson 25)."""
@@ -318,6 +344,10 @@ class _Trainer:
         return (f"train loss {record.get('train_loss', math.nan):.4f}, valid PSNR {valid.get('psnr', math.nan):.2f} dB "
                 f"(input {valid.get('input_psnr', math.nan):.2f}), SSIM {valid.get('ssim', math.nan):.4f} "
                 f"(input {valid.get('input_ssim', math.nan):.4f})")
+
+
+def _finite(model):
+    return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
 
 
 def _rng_state():

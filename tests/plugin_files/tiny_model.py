@@ -1,4 +1,5 @@
-"""A tiny residual model and a kill switch for fast engine tests (a plugin file, like a user's)."""
+"""A tiny residual model, a kill switch and a self-signalling degradation for fast engine tests
+(a plugin file, like a user's)."""
 import os
 import signal
 
@@ -23,6 +24,29 @@ class SquaredError(nn.Module):
 
     def forward(self, output, target):
         return ((output - target) ** 2).mean()
+
+
+class SignalAt:
+    """The identity, except that its `call`-th use sends `times` `sig` signals to its own process,
+    once per flag file (TINY_SIGNAL_FLAG), so that a resumed run is not signalled again. With
+    data.workers = 0 it runs in the training process: a Ctrl-C in the middle of a step."""
+
+    def __init__(self, *, call=1, sig="SIGINT", times=1):
+        self.call, self.sig, self.times, self.calls = call, getattr(signal, sig), times, 0
+
+    def __call__(self, img, rng):
+        self.calls += 1
+        flag = os.environ.get("TINY_SIGNAL_FLAG")
+        if self.calls == self.call and flag and not os.path.exists(flag):
+            open(flag, "w").close()
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.sig)
+        return img.clone()
+
+
+@hookimpl
+def register_degradations(register):
+    register("signal_at", SignalAt)
 
 
 @hookimpl

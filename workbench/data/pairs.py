@@ -172,23 +172,25 @@ def centre_crop(img, size):
 
 
 class EpochSampler(Sampler):
-    """Yields (epoch, i) keys, i in range(n_items * repeat); the order is shuffled by (seed, epoch)."""
+    """Yields (epoch, i) keys, i in range(n_items * repeat); the order is shuffled by (seed, epoch).
+    `set_epoch(epoch, skip)` leaves out the epoch's first `skip` keys: a run resumed in the middle
+    of an epoch sees exactly the keys it had not reached."""
 
     def __init__(self, n_items, *, shuffle, seed=0, repeat=1):
         if n_items < 1 or repeat < 1:
             raise WorkbenchError(f"EpochSampler needs n_items >= 1 and repeat >= 1, got {n_items} and {repeat}.")
-        self.n_items, self.shuffle, self.seed, self.repeat, self.epoch = n_items, shuffle, seed, repeat, 0
+        self.n_items, self.shuffle, self.seed, self.repeat, self.epoch, self.skip = n_items, shuffle, seed, repeat, 0, 0
 
-    def set_epoch(self, epoch):
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch, skip=0):
+        self.epoch, self.skip = int(epoch), int(skip)
 
     def __len__(self):
-        return self.n_items * self.repeat
+        return max(0, self.n_items * self.repeat - self.skip)
 
     def __iter__(self):
-        n = len(self)
+        n = self.n_items * self.repeat
         order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else range(n)
-        return iter([(self.epoch, int(k)) for k in order])
+        return iter([(self.epoch, int(k)) for k in order[self.skip:]])
 
 
 def make_loader(dataset, sampler, *, batch_size, workers=0, drop_last=False):
