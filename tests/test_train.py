@@ -11,6 +11,7 @@ import torch
 from workbench import checkpoint, hookimpl
 from workbench import plugins as plugin_manager
 from workbench import recipe as recipes
+from workbench.errors import WorkbenchError
 from workbench.train import train
 
 HERE = Path(__file__).parent
@@ -75,7 +76,6 @@ def test_run_directory_contents(tmp_path, recipe_file, tiny_plugins):
 def test_existing_run_directory_is_not_overwritten(tmp_path, recipe_file, tiny_plugins):
     r = recipes.load(str(recipe_file), tiny_plugins, ["train.epochs=1"])
     train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False)
-    from workbench.errors import WorkbenchError
     with pytest.raises(WorkbenchError, match="already holds a run; continue it with --resume"):
         train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False)
 
@@ -159,3 +159,25 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     a = checkpoint.load(tmp_path / "ddp", "last")["model"]
     b = checkpoint.load(tmp_path / "single", "last")["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_compiled_training_matches_eager(tmp_path, recipe_file, tiny_plugins):
+    """train.compile = true trains the same model (to float tolerance) and saves plain weights."""
+    runs = {}
+    for flag in ("false", "true"):
+        r = recipes.load(str(recipe_file), tiny_plugins, [f"train.compile={flag}", "train.epochs=1"])
+        runs[flag] = checkpoint.load(train(r, tiny_plugins, out=tmp_path / flag, device="cpu", progress=False), "last")
+    a, b = runs["false"]["model"], runs["true"]["model"]
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+def test_compile_failure_is_one_clear_error(tmp_path, recipe_file, tiny_plugins, monkeypatch):
+    def broken_compile(model):
+        def forward(x):
+            raise RuntimeError("Compiler: cc not found\nmore detail")
+        return forward
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    r = recipes.load(str(recipe_file), tiny_plugins, ["train.compile=true"])
+    with pytest.raises(WorkbenchError, match=r"train.compile = true failed \(Compiler: cc not found\); set train.compile = false"):
+        train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False)

@@ -35,6 +35,7 @@ TRAIN = {
     "steps_per_epoch": 0,    # 0 = one pass over the data; >0 caps an epoch (CI-sized runs)
     "mixed_precision": True, # bf16/fp16 autocast on CUDA only; CPU stays float32
     "channels_last": True,   # faster convolutions on CUDA and recent CPUs
+    "compile": False,        # torch.compile the training forward pass: pays off on GPUs for long runs
 }
 
 # Allowed values of the numeric keys above, checked when a recipe or a `--set` is read (before anything

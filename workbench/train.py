@@ -84,6 +84,9 @@ class _Trainer:
         self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if world > 1 else self.model
+        # Compiled for training only: validation crops vary in size and would recompile each time.
+        self.forward = torch.compile(self.ddp) if tcfg["compile"] else self.ddp
+        self.compiled_once = not tcfg["compile"]
         self.objective = build_objective(recipe, plugins, default=self.task.default_loss).to(device)
         # 3. optimiser and schedule
         self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"])
@@ -170,7 +173,7 @@ class _Trainer:
             x, y = self.task.inputs(batch, self.device)
             x = x.contiguous(memory_format=self.memory_format)
             with autocast(self.device, self.amp_dtype):
-                out = self.ddp(x)
+                out = self._forward(x)
                 loss, terms = self.objective(out.float(), y)
             if not torch.isfinite(loss):
                 # Skip the step rather than poison the weights; give up if it keeps happening. The
@@ -204,6 +207,17 @@ class _Trainer:
         out = {f"train_{k}" if k == "loss" else k: distributed.all_mean(v / max(n_steps, 1), self.device) for k, v in totals.items()}
         return {**out, "images_per_s": n_images * self.world / max(seconds, 1e-9), "seconds": seconds,
                 "lr": self.sched.get_last_lr()[0]}
+
+    def _forward(self, x):
+        if self.compiled_once:
+            return self.forward(x)
+        try:   # compilation happens at the first call; a missing compiler or backend shows here
+            out = self.forward(x)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise WorkbenchError(f"train.compile = true failed ({first}); set train.compile = false to train without it.") from e
+        self.compiled_once = True
+        return out
 
     def _end_epoch(self, epoch, train_metrics):
         # A finite loss can still come with NaN/Inf gradients: stop before such weights are judged,
