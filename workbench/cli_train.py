@@ -9,7 +9,7 @@ from workbench.cli_base import UserError, get_plugins, recipe_with_data
 
 @click.command()
 @click.argument("spec", required=False)
-@click.option("--data", help="Training images: a folder, a labelled folder or Tiny ImageNet (default: the recipe's data.train).")
+@click.option("--data", help="Training images: a folder, a labelled folder or Tiny ImageNet, or a .zip of one (default: the recipe's data.train).")
 @click.option("--valid", help="Validation images (default: hold out data.valid_fraction of the training images).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: runs/NAME-DATE-TIME).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key, e.g. train.epochs=2.")

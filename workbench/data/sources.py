@@ -1,4 +1,5 @@
-"""Image sources: scikit-image's sample photos, a folder searched recursively, or Tiny ImageNet.
+"""Image sources: scikit-image's sample photos, a folder searched recursively, or Tiny ImageNet;
+the folder or the Tiny ImageNet root may come as a .zip, extracted once beside it (data/archive.py).
 
 Every source has `len(src)`, `src.load(i)` -> float tensor 3 x H x W in [0, 1], `src.name(i)`,
 `src.label(i)` -> class index or None, and `src.classes`. Folder sources hold paths only and read
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workbench.data import archive
 from workbench.errors import WorkbenchError
 from workbench.imageio import IMAGE_SUFFIXES, list_images, read_image
 
@@ -93,7 +95,8 @@ class FolderSource:
 
 
 def open_source(spec, *, split="train", limit=0):
-    """"sample", a folder, one image file, or a Tiny ImageNet root (its `split`: train or valid).
+    """"sample", a folder, one image file, or a Tiny ImageNet root (its `split`: train or valid),
+    the last two also as a .zip.
 
     A folder must hold at least one readable image: its images are read in order until one works
     (so a healthy folder costs one read), else the error names the folder and the first failure.
@@ -105,11 +108,11 @@ def open_source(spec, *, split="train", limit=0):
     if str(spec) == "sample":
         src = SampleSource()
         return SampleSource(src.names[:limit]) if limit > 0 else src
-    path = Path(spec).expanduser()
+    path = _local(spec, key)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         src = FolderSource(path.parent, [path.name])
     elif not path.is_dir():
-        raise WorkbenchError(f"{key}: data folder {path} does not exist; pass {flag} DIR or set {key} to a folder of images.")
+        raise WorkbenchError(f"{key}: data folder {path} does not exist; pass {flag} DIR or set {key} to a folder (or .zip) of images.")
     else:
         try:
             if is_tiny_imagenet(path):
@@ -123,6 +126,17 @@ def open_source(spec, *, split="train", limit=0):
     src = src.limited(limit)
     _check_readable(src, key, path)
     return src
+
+
+def _local(spec, key):
+    """The folder to read for `spec`: a .zip file's extracted folder, else the path as given."""
+    path = Path(spec).expanduser()
+    if path.suffix.lower() != ".zip" or path.is_dir():
+        return path
+    try:
+        return archive.extracted(path)
+    except WorkbenchError as e:
+        raise WorkbenchError(f"{key}: {e}") from e
 
 
 def _check_readable(src, key, path):
@@ -274,11 +288,13 @@ def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
     held-out `valid_fraction` of `train`'s images; with fewer than 10 images, the last
     `valid_fraction` (at least a quarter) of every image's longer side.
     """
+    if str(train) != "sample":
+        train = _local(train, "data.train")   # a .zip is extracted (or its extraction found) once, here
     train_src = open_source(train, split="train", limit=limit)
     if valid:
         valid_src = open_source(valid, split="valid", limit=limit)
         return (train_src, list(range(len(train_src)))), (valid_src, list(range(len(valid_src))))
-    if str(train) != "sample" and Path(train).is_dir() and is_tiny_imagenet(Path(train)):
+    if str(train) != "sample" and train.is_dir() and is_tiny_imagenet(train):
         valid_src = open_source(train, split="valid", limit=limit)
         return (train_src, list(range(len(train_src)))), (valid_src, list(range(len(valid_src))))
     n = len(train_src)
