@@ -181,3 +181,24 @@ def test_compile_failure_is_one_clear_error(tmp_path, recipe_file, tiny_plugins,
     r = recipes.load(str(recipe_file), tiny_plugins, ["train.compile=true"])
     with pytest.raises(WorkbenchError, match=r"train.compile = true failed \(Compiler: cc not found\); set train.compile = false"):
         train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False)
+
+
+def test_cpu_bf16_only_where_the_cpu_has_it(monkeypatch):
+    from workbench import device as dev
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    assert dev.autocast_dtype(cpu, True, cpu_bf16=True) == torch.bfloat16
+    assert dev.autocast_dtype(cpu, True) is None and dev.autocast_dtype(cpu, False, cpu_bf16=True) is None
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
+    assert dev.autocast_dtype(cpu, True, cpu_bf16=True) is None   # emulated bf16 would be slower
+
+
+def test_cpu_bf16_run_trains_and_saves_float32_weights(tmp_path, recipe_file, tiny_plugins, monkeypatch):
+    from workbench import device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)   # bf16 kernels exist on any CPU, if slowly
+    r = recipes.load(str(recipe_file), tiny_plugins, ["train.cpu_bf16=true", "train.epochs=1"])
+    last = checkpoint.load(train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False), "last")
+    assert all(t.dtype == torch.float32 for t in last["model"].values() if t.is_floating_point())
+    assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())

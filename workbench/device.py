@@ -25,12 +25,24 @@ def pick_device(name="auto"):
     return device
 
 
-def autocast_dtype(device, enabled):
-    """bf16 where the GPU supports it (no loss scaling needed), else fp16; CPU stays float32,
-    where autocast rarely speeds convolutions up and can cost accuracy."""
-    if not enabled or device.type != "cuda":
+def autocast_dtype(device, enabled, cpu_bf16=False):
+    """bf16 where the GPU supports it (no loss scaling needed), else fp16. On a CPU, float32 unless
+    `cpu_bf16` asks for bf16 and the CPU computes it natively (AVX512-BF16 or AMX); emulated bf16
+    is slower than float32."""
+    if not enabled:
+        return None
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_bf16 and cpu_has_native_bf16() else None
+    if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def cpu_has_native_bf16():
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def autocast(device, dtype):

@@ -27,7 +27,7 @@ def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto"):
     opt = torch.optim.AdamW(model.parameters(), lr=start, weight_decay=recipe["train"]["weight_decay"])
     sampler = EpochSampler(len(task.train), shuffle=True, seed=recipe["recipe"]["seed"])
     loader = make_loader(task.train, sampler, batch_size=recipe["data"]["batch_size"], workers=recipe["data"]["workers"], drop_last=True)
-    amp = autocast_dtype(device, recipe["train"]["mixed_precision"])
+    amp = autocast_dtype(device, recipe["train"]["mixed_precision"], recipe["train"]["cpu_bf16"])
     factor = (end / start) ** (1 / max(steps - 1, 1))
     lrs, losses, avg, best, epoch = [], [], 0.0, math.inf, 0
     while len(lrs) < steps:

@@ -89,7 +89,7 @@ class _Trainer:
         self.compiled_once = not tcfg["compile"]
         self.objective = build_objective(recipe, plugins, default=self.task.default_loss).to(device)
         # 3. optimiser and schedule
-        self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"])
+        self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
         # +1: OneCycleLR wraps around if stepped as many times as total_steps.
