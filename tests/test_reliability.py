@@ -383,7 +383,7 @@ def test_unwritable_run_directory_fails_before_training(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(rundir, "open", refusing_open, raising=False)   # rundir's own open() only
     trained = []
-    monkeypatch.setattr("workbench.train._Trainer._train_epoch", lambda self, epoch: trained.append(epoch))
+    monkeypatch.setattr("workbench.train._Trainer._train_epoch", lambda self, *args: trained.append(args))
     result = invoke("run", make_recipe(tmp_path), "--out", tmp_path / "run", "--device", "cpu", "-q")
     assert result.exit_code == 2, result.output
     line = one_line(result.stderr)

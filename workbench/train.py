@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from workbench import checkpoint, distributed, rundir
+from workbench import distributed, rundir
 from workbench.data import EpochSampler, make_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.device import autocast, autocast_dtype, pick_device
@@ -25,6 +25,7 @@ from workbench.metrics import psnr
 from workbench.objective import build_objective
 from workbench.plugins import build
 from workbench.task import make_task
+from workbench.train_state import CheckpointState, finite, set_rng_state
 
 MAX_BAD_STEPS = 10   # consecutive non-finite losses before the run stops instead of skipping
 SHOW_SKIPPED = 5     # unreadable files named in the end-of-run summary; the rest are counted
@@ -62,7 +63,7 @@ class _Stop(Exception):
     """Raised inside the loop once a stop was requested and last.pt holds the state to resume."""
 
 
-class _Trainer:
+class _Trainer(CheckpointState):
     def __init__(self, recipe, plugins, device, rank, world, progress, stop):
         self.recipe, self.plugins, self.device, self.rank, self.world, self.stop = recipe, plugins, device, rank, world, stop
         self.progress = progress and rank == 0
@@ -152,7 +153,7 @@ class _Trainer:
         if first_step:
             # Creating the loader's iterator draws from the torch RNG; the checkpoint's state was
             # taken after that draw, so it is restored only now.
-            _set_rng_state(self.partial["rng"])
+            set_rng_state(self.partial["rng"])
         while step < self.steps:
             if self._stop_requested():
                 bar.close()
@@ -222,7 +223,7 @@ class _Trainer:
     def _end_epoch(self, epoch, train_metrics):
         # A finite loss can still come with NaN/Inf gradients: stop before such weights are judged,
         # logged or saved over a good checkpoint (on every rank: DDP keeps their weights equal).
-        if not _finite(self.model):
+        if not finite(self.model):
             raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
         record = {"epoch": epoch + 1, **train_metrics}
         if self.rank == 0:
@@ -259,81 +260,6 @@ class _Trainer:
             self._note_skipped(batch)
             yield batch
 
-    # -- state ------------------------------------------------------------------------------------
-    def _state(self, epochs_done, valid):
-        return {"format": checkpoint.FORMAT, "model": self.model.state_dict(), "recipe": self.recipe.cfg,
-                "versions": checkpoint.versions(), "epoch": epochs_done, "metrics": valid, "task": self.task.kind}
-
-    def _save(self, epochs_done, valid):
-        state = self._state(epochs_done, valid)
-        score = valid.get(self.task.best_key, -math.inf)
-        improved = score > self.best
-        if improved:
-            self.best = score
-            checkpoint.save(state, self.run.dir / "checkpoints" / "best.pt")
-        self._save_last(state)
-        self.saved = (epochs_done, 0)
-
-    def _save_last(self, state, step=0, partial=None):
-        state.update(optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), scaler=self.scaler.state_dict(),
-                     rng=_rng_state(), best=self.best, step=step, partial=partial or {}, bad=self.bad)
-        checkpoint.save(state, self.run.dir / "checkpoints" / "last.pt")
-
-    def _stop_requested(self):
-        return distributed.any_rank(self.stop.requested, self.device) if self.world > 1 else bool(self.stop.requested)
-
-    def _save_mid_epoch(self, epoch, step, totals, n_steps):
-        """last.pt after `step` steps of `epoch`: weights, optimiser, schedule, RNG and the epoch's
-        running loss, so the resumed epoch logs the same numbers as an uninterrupted one."""
-        if not _finite(self.model):   # never overwrite a good last.pt with NaN weights
-            raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
-        if self.rank == 0:
-            valid = self.run.history[-1].get("valid", {}) if self.run.history else {}
-            with self.stop.saving():
-                self._save_last(self._state(epoch, valid), step, {"totals": dict(totals), "steps": n_steps})
-        distributed.barrier()
-        self.saved = (epoch, step)
-
-    def _report_interruption(self, run_dir, saved_now):
-        if self.rank != 0:
-            return
-        epochs, step = self.saved
-        where = f"after step {step} of epoch {epochs + 1}" if step else f"after epoch {epochs}"
-        if saved_now:
-            tqdm.write(f"\nInterrupted: saved the state {where} in {run_dir / 'checkpoints' / 'last.pt'}. "
-                       f"Continue with: workbench run --resume {run_dir}")
-        elif epochs or step:
-            tqdm.write(f"\nInterrupted: the checkpoint saved {where} is kept. Continue with: workbench run --resume {run_dir}")
-        else:
-            tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet in {run_dir}.")
-
-    def _diverged(self, what):
-        epochs, step = self.saved
-        where = f"after step {step} of epoch {epochs + 1}" if step else f"of epoch {epochs}"
-        kept = f"The checkpoint {where} is kept in {self.run.dir}." if epochs or step else "No checkpoint was written."
-        return f"training diverged: {what}; lower train.lr (now {self.recipe['train']['lr']}) and start again. {kept}"
-
-    def _load_state(self, run_dir):
-        state = checkpoint.load(run_dir, which="last")
-        if self.rank == 0:
-            checkpoint.remove_temporary(run_dir / "checkpoints")   # left by a kill during a save
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.best = state["best"]
-        self.bad = state.get("bad", 0)
-        step = state.get("step", 0)   # checkpoints from before mid-epoch saves have none
-        self.partial = {**state.get("partial", {}), "rng": state["rng"]}
-        if not step:
-            _set_rng_state(state["rng"])
-        if self.rank == 0:
-            rundir.truncate_metrics(run_dir, state["epoch"])
-        if self.progress:
-            where = f"step {step} of epoch {state['epoch'] + 1}" if step else f"epoch {state['epoch']}"
-            tqdm.write(f"Resuming {run_dir} after {where} of {self.recipe['train']['epochs']}.")
-        return state["epoch"], step
-
     def _set_frozen(self, frozen):
         """Freeze a pretrained encoder for the first train.freeze_epochs epochs (lesson 25)."""
         encoder = getattr(self.model, "encoder_parameters", None)
@@ -358,20 +284,3 @@ class _Trainer:
         return (f"train loss {record.get('train_loss', math.nan):.4f}, valid PSNR {valid.get('psnr', math.nan):.2f} dB "
                 f"(input {valid.get('input_psnr', math.nan):.2f}), SSIM {valid.get('ssim', math.nan):.4f} "
                 f"(input {valid.get('input_ssim', math.nan):.4f})")
-
-
-def _finite(model):
-    return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-
-
-def _rng_state():
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state):
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
