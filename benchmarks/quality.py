@@ -87,9 +87,12 @@ def published(scale):
 def print_table(recipe, results, settings):
     sets = list(results)
     first = results[sets[0]]
-    keys = ["psnr_y", "ssim_y"] + (["psnr_mask"] if "psnr_mask" in first["mean"]["model"] else [])
+    # Colorization keeps Y: judge it on RGB (eval's "primary"), everything else on Y as published.
+    keys = ["psnr_rgb", "ssim_rgb"] if first.get("primary") == "psnr_rgb" else ["psnr_y", "ssim_y"]
+    keys += ["psnr_mask"] if "psnr_mask" in first["mean"]["model"] else []
     lines = [f"### {recipe}", "", f"Protocol: {first['protocol']['degradations']}; crop {first['protocol']['crop']}; "
-             f"Y = BT.601 limited range; SSIM of Wang et al. (scikit-image). Training: {settings}.", ""]
+             f"{'RGB' if keys[0] == 'psnr_rgb' else 'Y = BT.601 limited range'}; SSIM of Wang et al. (scikit-image). "
+             f"Training: {settings}.", ""]
     head = "| method | " + " | ".join(f"{s} {k}" for s in sets for k in keys) + " |"
     lines += [head, "|" + " --- |" * (1 + len(sets) * len(keys))]
     for m in first["methods"]:
@@ -99,7 +102,7 @@ def print_table(recipe, results, settings):
     scale = re.search(r"downsample.*?scale=(\d+)", first["protocol"]["degradations"], re.I)
     if scale:
         for name, row in published(int(scale.group(1))).items():
-            cells = [(f"{row[s][0]:.2f}" if k == "psnr_y" else f"{row[s][1]:.4f}") if s in row and k != "psnr_mask" else ""
+            cells = [(f"{row[s][0]:.2f}" if k == "psnr_y" else f"{row[s][1]:.4f}") if s in row and k in ("psnr_y", "ssim_y") else ""
                      for s in sets for k in keys]
             lines.append(f"| {name} (published) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -15,6 +15,8 @@ class Grayscale(Degradation):
     amount: 1.0 removes all colour; less blends towards the original (faded photos), e.g. [0.6, 1.0].
     """
 
+    keeps_luma = True   # Y is what it keeps: judge colorization on RGB
+
     def __init__(self, *, amount=1.0):
         self.amount = Param(amount, name="amount", kind=float, lo=0.0, hi=1.0)
 

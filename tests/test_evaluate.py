@@ -122,3 +122,21 @@ def test_eval_set_changes_the_damage_judged(run_cli, tmp_path, folder):
     q90, q10 = (json.loads((tmp_path / f).read_text()) for f in ("q90.json", "q10.json"))
     assert q90["mean"]["input"]["psnr_y"] > q10["mean"]["input"]["psnr_y"] + 5
     assert "quality=10" in q10["protocol"]["degradations"]
+
+
+def test_colorization_is_judged_on_rgb(run_cli, tmp_path, folder):
+    """Grayscale keeps Y, so Y would rate the damaged input near-perfect: eval, grid and the report lead with RGB."""
+    from workbench.report import write_report
+
+    gray = make_run(tmp_path, [{"type": "grayscale"}], name="gray")
+    result = run_cli("eval", gray, "--data", folder, "--device", "cpu")
+    assert result.exit_code == 0 and "judge by psnr_rgb" in result.output
+    data = json.loads((gray / "eval.json").read_text())
+    assert data["primary"] == "psnr_rgb" and data["mean"]["input"]["psnr_y"] > data["mean"]["input"]["psnr_rgb"] + 10
+    grid = run_cli("grid", gray, "--data", folder, "-n", 1, "-o", tmp_path / "g.png", "--device", "cpu")
+    assert grid.exit_code == 0 and "PSNR on RGB" in grid.output
+    html = write_report(gray).read_text()
+    assert "PSNR (RGB)" in html and "PSNR (Y)" not in html
+    jpeg = make_run(tmp_path, [{"type": "jpeg", "quality": 20}], name="jpeg")
+    assert run_cli("eval", jpeg, "--data", folder, "--device", "cpu").exit_code == 0
+    assert json.loads((jpeg / "eval.json").read_text())["primary"] == "psnr_y"

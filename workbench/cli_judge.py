@@ -71,20 +71,21 @@ def restore(run_dir, inputs, outdir, tile, overlap, device):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-image damage.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 def grid(run_dir, outfile, data, count, seed, device):
-    """Rows of damaged | baselines | restored | clean, labelled with each image's PSNR (Y)."""
+    """Rows of damaged | baselines | restored | clean, labelled with each image's PSNR (Y; RGB for colorization)."""
     from workbench.evaluate import evaluate
     from workbench.grid import draw_grid
 
-    _, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count)
+    result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count)
+    key = result["primary"]
     rows = []
     for s in samples:
-        score = lambda m: s["metrics"][m]["psnr_y"]  # noqa: E731
+        score = lambda m: s["metrics"][m][key]  # noqa: E731
         row = [(s["damaged"], f"{s['name']}: damaged {score('input'):.2f} dB")]
         row += [(img, f"{m} {score(m):.2f} dB") for m, img in s["baselines"].items()]
         row += [(s["restored"], f"restored {score('model'):.2f} dB"), (s["clean"], "clean")]
         rows.append(row)
     draw_grid(rows, height=256).save(outfile)
-    click.echo(f"Wrote {len(rows)} rows to {outfile} (PSNR on Y, BT.601)")
+    click.echo(f"Wrote {len(rows)} rows to {outfile} ({'PSNR on RGB' if key == 'psnr_rgb' else 'PSNR on Y, BT.601'})")
 
 
 @click.command()

@@ -4,7 +4,9 @@ A degradation is built from keyword parameters and called as `deg(img, rng)`: `i
 tensor C x H x W in [0, 1] (RGB) and `rng` a `numpy.random.Generator`. It returns the damaged
 image of the same size and never modifies its input; the same generator state gives the same
 output. A degradation that destroys known pixels sets `reports_mask = True` and returns
-`(img, mask)`, mask a bool tensor 1 x H x W that is True where pixels were destroyed.
+`(img, mask)`, mask a bool tensor 1 x H x W that is True where pixels were destroyed. One that
+leaves luma intact (colour removal) sets `keeps_luma = True`: PSNR on Y cannot see that damage,
+so judging leads with RGB.
 """
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ class Degradation:
     """Optional base class: collects `Param` attributes to tell whether output depends on the seed."""
 
     reports_mask = False
+    keeps_luma = False
 
     @property
     def is_random(self):

@@ -176,7 +176,7 @@ def _eval_summary(ev):
     if skipped:
         items = "".join(f"<li><code>{esc(s.get('name', '?'))}</code>: {esc(s.get('reason', ''))}</li>" for s in skipped)
         parts.append(f'<details class="skipped" open><summary>{len(skipped)} image{"s" * (len(skipped) != 1)} skipped</summary><ul>{items}</ul></details>')
-    key = "psnr_y" if "psnr_y" in gain else next((k for k in PSNR_KEYS if k in gain), None)
+    key = ev.get("primary") if ev.get("primary") in gain else "psnr_y" if "psnr_y" in gain else next((k for k in PSNR_KEYS if k in gain), None)
     return "".join(parts), _verdict(_num(gain.get(key)), VERDICT_UNITS.get(key, ""))
 
 
