@@ -1,9 +1,9 @@
 """`noise` and `blur`: sensor noise and defocus, which real recipes chain with the other damage."""
 import math
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from workbench import hookimpl
 from workbench.degradation import Degradation
@@ -44,15 +44,15 @@ class Blur(Degradation):
         if sigma <= 0:
             return img.clone()
         radius = max(1, math.ceil(3 * sigma))
-        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        k = torch.exp(-(x**2) / (2 * sigma**2))
-        k = (k / k.sum()).to(img)
-        c = img.shape[0]
-        # Separable: two 1-D passes; replicate padding works for images smaller than the kernel.
-        out = img[None]
-        out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-        out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-        return out[0].clamp(0, 1)
+        x = np.arange(-radius, radius + 1, dtype=np.float32)
+        k = np.exp(-(x**2) / (2 * sigma**2))
+        k /= k.sum()
+        # Separable, per plane, replicating the border (which also works for images smaller than
+        # the kernel). OpenCV's filter is 4 times faster than torch's conv2d on 64 px crops and
+        # 5-50 times on 256 px, where oneDNN's path for these thin kernels is slow and erratic.
+        planes = img.detach().float().cpu().numpy()
+        out = np.stack([cv2.sepFilter2D(p, -1, k, k, borderType=cv2.BORDER_REPLICATE) for p in planes])
+        return torch.from_numpy(out).to(img).clamp(0, 1)
 
 
 @hookimpl

@@ -4,6 +4,7 @@ Removing watermarks is one of the exercises of fast.ai's 2022 super-resolution l
 "crappify" step (from the 2019 "decrappify" work) prints a random number on each image. The stamp
 is alpha-blended, out = img * (1 - a) + colour * a, and the covered pixels are reported as the mask.
 """
+import collections
 import functools
 import os
 
@@ -22,6 +23,7 @@ POSITIONS = ("random", "center")
 WORDS = ("SAMPLE", "PREVIEW", "PROOF", "COPYRIGHT", "(c) studio", "WATERMARK", "DRAFT",
          "stock photo", "DO NOT COPY", "(c) 2024", "COMP", "UNLICENSED")
 MIN_PX = 4          # below 4 px FreeType glyphs have almost no ink: tiny images would get no stamp
+TEXT_CACHE_BYTES = 16 << 20   # rendered text kept per process: thousands of 64 px crops' stamps
 MASK_ALPHA = 1 / 255  # covered where the blend weight exceeds one 8-bit level; the rest moves < 1/255
 
 
@@ -82,26 +84,24 @@ class Watermark(Degradation):
         tiled, position, color = self.tiled.sample(rng), self.position.sample(rng), self.color.sample(rng)
         color = tuple(int(v) for v in rng.integers(0, 256, 3)) if color == "random" else _rgb(color)
         px = max(MIN_PX, round(self.size.sample(rng) * min(h, w)))
-        # 2. render the stamp: text and/or logo side by side, then rotated
+        # 2. render the stamp: text and/or logo side by side, then rotated. Unless a logo file
+        #    brings its own colours the stamp is one colour: rotate its 1-channel coverage only.
         parts = []
         if kind != "logo":
             text = self._text(rng)
             px = _fit(text, px, w)  # the logo of "both" matches the (possibly shrunk) text height
-            parts.append(_colored(_text_alpha(text, px), color))
+            parts.append(_text_alpha(text, px))
         if kind != "text":
-            parts.insert(0, self._logo(px, color, rng))
+            parts.insert(0, self._logo(px, rng))
+        if any(p.mode == "RGBA" for p in parts):
+            parts = [p if p.mode == "RGBA" else _colored(p, color) for p in parts]
         stamp = _hstack(parts, gap=max(1, px // 3)).rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
         stamp = np.asarray(stamp)
-        # 3. place it, once or in a grid, on an RGBA layer the size of the image
-        layer = np.zeros((h, w, 4), np.uint8)
-        for y, x in _places(stamp.shape[:2], (h, w), tiled, position, gap=px, rng=rng):
-            _paste(layer, stamp, y, x)
+        # 3. place it, once or in a grid, on a layer the size of the image
+        layer = np.zeros((h, w, *stamp.shape[2:]), np.uint8)
+        boxes = [_paste(layer, stamp, y, x) for y, x in _places(stamp.shape[:2], (h, w), tiled, position, gap=px, rng=rng)]
         # 4. alpha-blend in float
-        layer = torch.from_numpy(layer).to(img.device)
-        a = layer[..., 3].to(img.dtype).mul_(opacity / 255)
-        rgb = layer[..., :3].permute(2, 0, 1).to(img.dtype).div_(255)
-        out = torch.lerp(img, rgb, a[None]).clamp_(0, 1)
-        return out, (a > MASK_ALPHA)[None]
+        return _blend(img, layer, [b for b in boxes if b], color, opacity)
 
     def _text(self, rng):
         text = self.text.sample(rng)
@@ -114,10 +114,11 @@ class Watermark(Degradation):
             return str(int(rng.integers(0, 10 ** int(rng.integers(1, 5)))))
         return WORDS[int(rng.integers(len(WORDS)))]
 
-    def _logo(self, px, color, rng):
+    def _logo(self, px, rng):
+        """The drawn logo's coverage (L), or the logo file resized (RGBA, its own colours)."""
         path = self.logo.sample(rng)
         if not path:
-            return _colored(_random_logo(px, rng), color)
+            return _random_logo(px, rng)
         logo = self._logos[path]
         scale = px / max(logo.size)
         return logo.resize((max(1, round(logo.width * scale)), max(1, round(logo.height * scale))), Image.Resampling.LANCZOS)
@@ -167,15 +168,45 @@ def _fit(text, px, width):
     return px
 
 
-@functools.lru_cache(maxsize=32)  # small: a stamp on a 4000 px photo is megabytes
 def _text_alpha(text, px):
-    """Text coverage as an L image cropped to its ink; cached since random words repeat."""
-    x0, y0, x1, y1 = _bbox(text, px)
-    im = Image.new("L", (max(1, x1 - x0), max(1, y1 - y0)), 0)
-    ImageDraw.Draw(im).text((-x0, -y0), text, font=_font(px), fill=255)
+    """Text coverage as an L image cropped to its ink; cached since random words repeat. The cache
+    is bounded by bytes, not entries: a training crop's stamp is kilobytes, a 4000 px photo's megabytes."""
+    im = _TEXT_CACHE.get((text, px))
+    if im is None:
+        x0, y0, x1, y1 = _bbox(text, px)
+        im = Image.new("L", (max(1, x1 - x0), max(1, y1 - y0)), 0)
+        ImageDraw.Draw(im).text((-x0, -y0), text, font=_font(px), fill=255)
+        _TEXT_CACHE.put((text, px), im)
     return im
 
 
+class _ImageCache:
+    """Least-recently-used PIL images, at most `limit` bytes of pixels in all."""
+
+    def __init__(self, limit):
+        self.items, self.limit, self.bytes = collections.OrderedDict(), limit, 0
+
+    def get(self, key):
+        im = self.items.get(key)
+        if im is not None:
+            self.items.move_to_end(key)
+        return im
+
+    def put(self, key, im):
+        self.items[key] = im
+        self.bytes += _nbytes(im)
+        while self.bytes > self.limit and len(self.items) > 1:
+            self.bytes -= _nbytes(self.items.popitem(last=False)[1])
+
+
+def _nbytes(im):
+    return im.width * im.height * len(im.getbands())
+
+
+_TEXT_CACHE = _ImageCache(TEXT_CACHE_BYTES)   # (text, px) -> rendered coverage, per process
+
+
+@functools.lru_cache(maxsize=4096)  # a tuple per (text, size): layout costs more than the look-up
 def _bbox(text, px):
     # ImageDraw's textbbox (unlike the font's getbbox) lays out multi-line text too.
     return ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=_font(px))
@@ -214,7 +245,7 @@ def _hstack(parts, gap):
     if len(parts) == 1:
         return parts[0]
     hh = max(p.height for p in parts)
-    out = Image.new("RGBA", (sum(p.width for p in parts) + gap * (len(parts) - 1), hh), (0, 0, 0, 0))
+    out = Image.new(parts[0].mode, (sum(p.width for p in parts) + gap * (len(parts) - 1), hh), 0)
     x = 0
     for p in parts:
         out.paste(p, (x, (hh - p.height) // 2))
@@ -240,11 +271,35 @@ def _places(stamp_hw, img_hw, tiled, position, gap, rng):
     return out
 
 
+def _blend(img, layer, boxes, color, opacity):
+    """(img with `layer` alpha-blended over it, mask), computed only inside the box that the
+    pasted copies cover: a single stamp touches a small part of a large crop. `layer` is H x W
+    coverage in `color`, or H x W x 4 RGBA (a logo file's own colours)."""
+    _, h, w = img.shape
+    out, mask = img.clone(), torch.zeros(1, h, w, dtype=torch.bool, device=img.device)
+    if not boxes:
+        return out, mask
+    y0, x0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    y1, x1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    box = torch.from_numpy(layer[y0:y1, x0:x1]).to(img.device)
+    if box.ndim == 2:
+        a, rgb = box, torch.tensor(color, device=img.device)[:, None, None]
+    else:
+        a, rgb = box[..., 3], box[..., :3].permute(2, 0, 1)
+    a = a.to(img.dtype).mul_(opacity / 255)
+    out[:, y0:y1, x0:x1] = torch.lerp(img[:, y0:y1, x0:x1], rgb.to(img.dtype).div_(255), a[None]).clamp_(0, 1)
+    mask[0, y0:y1, x0:x1] = a > MASK_ALPHA
+    return out, mask
+
+
 def _paste(layer, stamp, y, x):
+    """Copy the part of `stamp` at (y, x) that falls inside `layer`; returns that box, or None."""
     h, w = layer.shape[:2]
     y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + stamp.shape[0], h), min(x + stamp.shape[1], w)
     if y0 < y1 and x0 < x1:
         layer[y0:y1, x0:x1] = stamp[y0 - y:y1 - y, x0 - x:x1 - x]
+        return y0, x0, y1, x1
+    return None
 
 
 @hookimpl

@@ -1,0 +1,232 @@
+"""Data-pipeline throughput and scale (issue 8, parts 3 and 5).
+
+`loader_rates` times how many (damaged, clean) pairs per second each built-in restoration recipe's
+training DataLoader yields, built exactly as `workbench run` builds it (`make_task`, `EpochSampler`,
+`make_loader` with drop_last), at several crop sizes and worker counts. `folder_scale` generates
+folders of N tiny images and, in a fresh process per folder so peak RSS is that run's alone,
+iterates the same pipeline over them: peak memory must not grow with N.
+
+    python benchmarks/throughput_data.py [--seconds 3] [--quick]
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from workbench import plugins as wb_plugins
+from workbench import recipe as wb_recipe
+from workbench.data import EpochSampler, make_loader
+from workbench.task import make_task
+
+SCALE_RECIPE = "colorize"   # the cheapest chain: the scale run measures reading files, not damage
+SCALE_BATCHES = 200
+
+
+def restoration_recipes(plugins=None):
+    """Built-in restoration recipes: those whose model is not a classifier (its data are labels)."""
+    plugins = plugins or wb_plugins.load()
+    names = []
+    for name in plugins.recipes.names():
+        model = wb_recipe.load(name, plugins)["model"].get("type", "unet")
+        if getattr(plugins.models.get(model), "task", "restore") != "classify":
+            names.append(name)
+    return names
+
+
+def chain_text(recipe):
+    """The [[degradations]] tables as one line: downsample(scale=2) > jpeg(quality=[10, 70])."""
+    steps = []
+    for spec in recipe["degradations"]:
+        args = ", ".join(f"{k}={wb_recipe.toml_value(v)}" for k, v in spec.items() if k != "type")
+        steps.append(f"{spec['type']}({args})")
+    return " > ".join(steps) or "none"
+
+
+def training_loader(recipe, plugins):
+    """The training DataLoader as `workbench run` builds it (train.py, _Trainer.__init__)."""
+    data = recipe["data"]
+    task = make_task(recipe, plugins)
+    sampler = EpochSampler(len(task.train), shuffle=True, seed=recipe["recipe"]["seed"])
+    loader = make_loader(task.train, sampler, batch_size=data["batch_size"], workers=data["workers"], drop_last=True)
+    return loader, sampler
+
+
+def batches(loader, sampler):
+    """Endless batches, epoch after epoch, as training draws them."""
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def time_loader(loader, sampler, seconds):
+    """(pairs/s after warm-up, seconds to the first batch). The warm-up also drains the batches
+    workers prefetched while starting (prefetch_factor 2 per worker), which would inflate the rate."""
+    start = time.perf_counter()
+    it = batches(loader, sampler)
+    next(it)
+    first = time.perf_counter() - start
+    for _ in range(2 * loader.num_workers):
+        next(it)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        n += len(next(it)["clean"])
+    return n / (time.perf_counter() - t0), first
+
+
+def loader_rates(recipes=None, sizes=(64, 256), workers=(0, 1, 2), seconds=3.0):
+    """One row per (recipe, size, workers): {recipe, chain, size, workers, batch_size, pairs_per_s, first_batch_s}."""
+    plugins = wb_plugins.load()
+    rows = []
+    for name in recipes or restoration_recipes(plugins):
+        for size in sizes:
+            for w in workers:
+                recipe = wb_recipe.load(name, plugins, [f"data.size={size}", f"data.workers={w}", "data.train=sample"])
+                loader, sampler = training_loader(recipe, plugins)
+                rate, first = time_loader(loader, sampler, seconds)
+                del loader   # persistent workers exit here, not while the next row is timed
+                rows.append({"recipe": name, "chain": chain_text(recipe), "size": size, "workers": w,
+                             "batch_size": recipe["data"]["batch_size"], "pairs_per_s": rate, "first_batch_s": first})
+    return rows
+
+
+def model_rate(size, batch_size=16, seconds=3.0, device=None):
+    """Images/s of a training step (forward, L1, backward, AdamW) of the default U-Net, for comparison."""
+    from workbench.device import autocast, autocast_dtype, pick_device
+    from workbench_plugins.unet import UNet
+
+    device = pick_device(device or "auto")
+    amp = autocast_dtype(device, True)
+    model = UNet().to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters())
+    x = torch.rand(batch_size, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+
+    def step():
+        with autocast(device, amp):
+            loss = torch.nn.functional.l1_loss(model(x).float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()   # warm-up: cuDNN autotuning, allocator
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        sync()
+        n += batch_size
+    return n / (time.perf_counter() - t0)
+
+
+# -- scale ------------------------------------------------------------------------------------------
+def make_folder(root, n, size=32):
+    """n copies of one small JPEG (a few hundred bytes), hard-linked where the file system allows."""
+    blocks = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    first = root / "img000000.jpg"
+    Image.fromarray(blocks).resize((size, size), Image.Resampling.BILINEAR).save(first, quality=75)
+    for i in range(1, n):
+        dst = root / f"img{i:06d}.jpg"
+        try:
+            os.link(first, dst)
+        except OSError:   # no hard links here (or too many): copy
+            shutil.copyfile(first, dst)
+    return first.stat().st_size
+
+
+def _vm_hwm_mb():
+    """This process's peak RSS. Not ru_maxrss: exec keeps the spawning process's peak in it, so
+    a child started by a 4 GB benchmark would report 4 GB; VmHWM belongs to the new image alone."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def _scale_child(folder, size, batches_wanted, spawned_at):
+    """Runs in the fresh process: the training pipeline (the recipe's 2 workers) over `folder`;
+    prints one JSON line."""
+    t_import = time.time() - spawned_at
+    plugins = wb_plugins.load()
+    t0 = time.perf_counter()
+    recipe = wb_recipe.load(SCALE_RECIPE, plugins, [f"data.train={folder}", f"data.size={size}"])
+    loader, sampler = training_loader(recipe, plugins)
+    t_loader = time.perf_counter()
+    it = batches(loader, sampler)
+    next(it)
+    first, first_wall = time.perf_counter(), time.time()
+    for _ in range(batches_wanted - 1):
+        next(it)
+    done = time.perf_counter()
+    self_peak = _vm_hwm_mb()
+    del it, loader   # workers exit and are reaped: RUSAGE_CHILDREN then covers them
+    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024   # KiB on Linux
+    print(json.dumps({"peak_rss_mb": self_peak, "worker_peak_rss_mb": child_peak, "import_s": t_import,
+                      "setup_s": t_loader - t0, "first_batch_s": first - t0, "from_spawn_s": first_wall - spawned_at,
+                      "batches_per_s": (batches_wanted - 1) / max(done - first, 1e-9)}))
+
+
+def folder_scale(counts=(10_000, 50_000), size=32, n_batches=SCALE_BATCHES):
+    """One row per folder size: {images, file_bytes, peak_rss_mb (main process), worker_peak_rss_mb
+    (the largest worker's, pages shared with the main process included),
+    setup_s (open folder, split, datasets, loader), first_batch_s (setup + first batch),
+    from_spawn_s (process start to first batch, imports included), batches_per_s}."""
+    rows = []
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="wb-scale-") as tmp:
+            nbytes = make_folder(Path(tmp), n, size)
+            cmd = [sys.executable, __file__, "--scale-child", tmp, str(size), str(n_batches), repr(time.time())]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"scale run over {n} images failed:\n{proc.stderr}")
+            rows.append({"images": n, "file_bytes": nbytes, **json.loads(proc.stdout.strip().splitlines()[-1])})
+    return rows
+
+
+# -- report -----------------------------------------------------------------------------------------
+def print_table(rows, cols):
+    """Rows of dicts as a Markdown table; floats with 3 significant figures."""
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per loader row")
+    ap.add_argument("--quick", action="store_true", help="short settings: 64 px, 0 and 2 workers, 1 s, 1000/5000 images")
+    ap.add_argument("--recipes", nargs="*", default=None)
+    args = ap.parse_args()
+    sizes, workers, counts = ((64,), (0, 2), (1_000, 5_000)) if args.quick else ((64, 256), (0, 1, 2), (10_000, 50_000))
+    seconds = 1.0 if args.quick else args.seconds
+    torch.manual_seed(0)
+    model = {sz: model_rate(sz, seconds=seconds) for sz in sizes}
+    rows = loader_rates(args.recipes, sizes, workers, seconds)
+    for r in rows:
+        r["model_img_per_s"] = model[r["size"]]
+        r["keeps_up"] = "yes" if r["pairs_per_s"] >= r["model_img_per_s"] else "NO"
+    print(f"\n## Data pipeline (sample photos; model: default U-Net training step, batch 16, {torch.device('cuda' if torch.cuda.is_available() else 'cpu')})\n")
+    print_table(rows, ["recipe", "chain", "size", "workers", "pairs_per_s", "first_batch_s", "model_img_per_s", "keeps_up"])
+    scale = folder_scale(counts)
+    print(f"\n## Scale: '{SCALE_RECIPE}' over generated folders, {SCALE_BATCHES} batches\n")
+    print_table(scale, ["images", "peak_rss_mb", "worker_peak_rss_mb", "setup_s", "first_batch_s", "from_spawn_s", "batches_per_s"])
+    growth = scale[-1]["peak_rss_mb"] / scale[0]["peak_rss_mb"] - 1
+    print(f"\npeak RSS growth {scale[0]['images']} -> {scale[-1]['images']} images: {growth:+.1%} (limit +10%)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--scale-child"]:
+        _scale_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    else:
+        main()

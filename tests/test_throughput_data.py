@@ -1,0 +1,32 @@
+"""benchmarks/throughput_data.py: the loader and scale measurements return complete rows (no timing assertions)."""
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput_data.py"
+spec = importlib.util.spec_from_file_location("throughput_data", SCRIPT)
+throughput_data = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(throughput_data)
+
+
+def test_loader_rates_times_a_recipe_as_training_builds_it():
+    rows = throughput_data.loader_rates(recipes=["decrappify"], sizes=(32,), workers=(0,), seconds=0.2)
+    assert len(rows) == 1
+    row = rows[0]
+    assert set(row) == {"recipe", "chain", "size", "workers", "batch_size", "pairs_per_s", "first_batch_s"}
+    assert (row["recipe"], row["size"], row["workers"], row["batch_size"]) == ("decrappify", 32, 0, 16)
+    assert row["chain"] == 'downsample(scale=2) > jpeg(quality=[10, 70]) > watermark(kind="text", words="numbers")'
+    assert row["pairs_per_s"] > 0 and row["first_batch_s"] > 0
+
+
+def test_classify_is_not_a_restoration_recipe():
+    names = throughput_data.restoration_recipes()
+    assert "classify" not in names and {"superres", "dejpeg", "inpaint"} <= set(names)
+
+
+def test_folder_scale_runs_a_fresh_process_over_a_generated_folder():
+    rows = throughput_data.folder_scale(counts=(50,), n_batches=3)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["images"] == 50 and row["file_bytes"] > 0
+    for key in ("peak_rss_mb", "worker_peak_rss_mb", "setup_s", "first_batch_s", "from_spawn_s", "batches_per_s"):
+        assert row[key] > 0, key
