@@ -20,10 +20,14 @@ TEMP_SUFFIX = ".tmp"   # of the half-written file `save` renames into place
 
 
 def versions():
-    import torchvision
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:   # the installed version, without importing torchvision (slow, and ~165 MB) at every save
+        vision = version("torchvision")
+    except PackageNotFoundError:
+        vision = "absent"
     # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses.
-    return {"workbench": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
+    return {"workbench": __version__, "torch": str(torch.__version__), "torchvision": vision}
 
 
 def save(state, path):

@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 
 from workbench.errors import WorkbenchError, suggest
 
@@ -19,6 +18,8 @@ NAMES = ("vgg16_bn", "resnet18", "resnet34")
 def _weights(name):
     if name not in NAMES:
         raise ValueError(f"net = {name!r} is not a known torchvision backbone.{suggest(name, NAMES)} Allowed: {', '.join(NAMES)}.")
+    import torchvision   # here, not at the top: it costs every process ~165 MB that loads the plugins
+
     # IMAGENET1K_V1 is DEFAULT for all three; naming it keeps the file fixed if torchvision adds a V2.
     return torchvision.models.get_model_weights(name).IMAGENET1K_V1
 
@@ -46,6 +47,8 @@ def torchvision_backbone(name):
     Raises WorkbenchError saying which file to fetch and where to put it when that fails.
     """
     url, path = weights_url(name), weights_path(name)
+    import torchvision
+
     model = torchvision.models.get_model(name, weights=None)
     state = _read(path) if path.is_file() else _download(name, url, path)
     try:

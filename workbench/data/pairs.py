@@ -190,7 +190,7 @@ class EpochSampler(Sampler):
     def __iter__(self):
         n = self.n_items * self.repeat
         order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else range(n)
-        return iter([(self.epoch, int(k)) for k in order[self.skip:]])
+        return ((self.epoch, int(k)) for k in order[self.skip:])   # a generator: no list of keys per epoch
 
 
 def make_loader(dataset, sampler, *, batch_size, workers=0, drop_last=False):
