@@ -105,7 +105,7 @@ def section_loader(quick):
     for r in rows:
         r["keeps_up"] = r["pairs_per_s"] >= r["model_img_s"]
     table("3a. data loader: pairs/s per degradation chain vs the model's consumption", rows,
-          ["recipe", "chain", "size", "workers", "pairs_per_s", "model_img_s", "keeps_up"])
+          ["recipe", "chain", "size", "workers", "pairs_per_s", "first_batch_s", "model_img_s", "keeps_up"])
     summary = [{"recipe": k[0], "size": k[1], "best_pairs_per_s": round(v, 1), "model_img_s": round(need[k], 1),
                 "keeps_up": v >= need[k]} for k, v in best.items()]
     table("3b. best worker count per recipe: does the loader keep up?", summary,
