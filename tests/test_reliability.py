@@ -177,12 +177,12 @@ def test_signal_during_a_save_waits_for_it(tmp_path, monkeypatch, capsys):
     assert checkpoint.load(tmp_path / "run", "last")["epoch"] == 1 and temp_files(tmp_path / "run") == []
 
 
-def train_signalled(tmp_path, monkeypatch, name, *, call, sig="SIGINT", times=1, epochs=3, steps=4):
+def train_signalled(tmp_path, monkeypatch, name, *, call, sig="SIGINT", times=1, epochs=3, steps=4, workers=0):
     """Train in-process with `signal_at` sending signals at its `call`-th image; -> (exit code or 0, run)."""
     monkeypatch.setenv("TINY_SIGNAL_FLAG", str(tmp_path / f"{name}.flag"))
     plugins = plugin_manager.load([TINY])
-    recipe = make_recipe(tmp_path, degradation=f'type = "signal_at"\ncall = {call}\nsig = "{sig}"\ntimes = {times}',
-                         epochs=epochs, steps=steps)
+    spec = f'type = "signal_at"\ncall = {call}\nsig = "{sig}"\ntimes = {times}\nparent = {"true" if workers else "false"}'
+    recipe = make_recipe(tmp_path, degradation=spec, epochs=epochs, steps=steps, workers=workers)
     r = recipes.load(str(recipe), plugins)
     run = tmp_path / name
     try:
@@ -215,6 +215,21 @@ def test_signal_mid_epoch_saves_the_step_and_resume_is_exact(tmp_path, monkeypat
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     logged = [{k: r[k] for k in ("epoch", "train_loss", "valid")} for r in rundir.read_metrics(run)]
     assert logged == [{k: r[k] for k in ("epoch", "train_loss", "valid")} for r in rundir.read_metrics(straight)]
+
+
+def test_signal_mid_epoch_with_loader_workers_resumes_exactly(tmp_path, monkeypatch, capsys):
+    """data.workers = 1 (persistent workers that prefetch ahead): the worker signals the training
+    process mid-epoch; the resumed run skips exactly the keys trained and matches a straight run."""
+    code, straight = train_signalled(tmp_path, monkeypatch, "straight", call=10**9, workers=1)
+    assert code == 0
+    code, run = train_signalled(tmp_path, monkeypatch, "stopped", call=20, workers=1)
+    assert code == 130
+    kept = checkpoint.load(run, "last")
+    assert (kept["epoch"], kept["step"]) > (0, 0) and "saved the state after" in capsys.readouterr().out
+    plugins = plugin_manager.load([TINY])
+    train(recipes.load(str(run / "recipe.toml"), plugins), plugins, resume=run, device="cpu", progress=False)
+    a, b = checkpoint.load(straight, "last")["model"], checkpoint.load(run, "last")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_second_signal_stops_at_once_keeping_the_last_checkpoint(tmp_path, monkeypatch, capsys):

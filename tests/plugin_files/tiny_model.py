@@ -31,16 +31,16 @@ class SignalAt:
     once per flag file (TINY_SIGNAL_FLAG), so that a resumed run is not signalled again. With
     data.workers = 0 it runs in the training process: a Ctrl-C in the middle of a step."""
 
-    def __init__(self, *, call=1, sig="SIGINT", times=1):
-        self.call, self.sig, self.times, self.calls = call, getattr(signal, sig), times, 0
+    def __init__(self, *, call=1, sig="SIGINT", times=1, parent=False):
+        self.call, self.sig, self.times, self.parent, self.calls = call, getattr(signal, sig), times, parent, 0
 
     def __call__(self, img, rng):
         self.calls += 1
         flag = os.environ.get("TINY_SIGNAL_FLAG")
         if self.calls == self.call and flag and not os.path.exists(flag):
             open(flag, "w").close()
-            for _ in range(self.times):
-                os.kill(os.getpid(), self.sig)
+            for _ in range(self.times):   # parent: from a DataLoader worker, signal the training process
+                os.kill(os.getppid() if self.parent else os.getpid(), self.sig)
         return img.clone()
 
 
