@@ -99,7 +99,9 @@ def print_table(recipe, results, settings):
         cells = [_fmt(results[s]["mean"][m].get(k), k) for s in sets for k in keys]
         lines.append(f"| {m if m != 'model' else '**model**'} | " + " | ".join(cells) + " |")
     lines.append("| model - input | " + " | ".join(_fmt(results[s]["gain"].get(k), k, True) for s in sets for k in keys) + " |")
-    scale = re.search(r"downsample.*?scale=(\d+)", first["protocol"]["degradations"], re.I)
+    # Published rows only where the damage is the published one: a downsample and nothing else.
+    chain = first["protocol"]["degradations"]
+    scale = re.match(r"downsample\(scale=(\d+)", chain, re.I) if "->" not in chain else None
     if scale:
         for name, row in published(int(scale.group(1))).items():
             cells = [(f"{row[s][0]:.2f}" if k == "psnr_y" else f"{row[s][1]:.4f}") if s in row and k in ("psnr_y", "ssim_y") else ""
