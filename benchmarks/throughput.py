@@ -73,12 +73,12 @@ def section_efficiency(quick, compile_too):
     return rows
 
 
-def restoration_recipes():
-    """Built-in recipes whose data are (damaged, clean) pairs: all but classification."""
+def builtin_recipes():
+    """Every recipe the workbench ships, classification included."""
     from workbench import plugins as plugin_manager
 
     plugins = plugin_manager.load([])
-    return [n for n in plugins.recipes.names() if plugins.recipes.plugin_of(n) == "workbench_plugins.recipes" and n != "classify"]
+    return [n for n in plugins.recipes.names() if plugins.recipes.plugin_of(n) == "workbench_plugins.recipes"]
 
 
 def consumption(recipe, size, quick):
@@ -90,7 +90,7 @@ def consumption(recipe, size, quick):
 
 def section_loader(quick):
     sizes, workers = ((32,), (0,)) if quick else ((64, 256), (0, 1, 2))
-    recipes = ["superres"] if quick else None
+    recipes = ["superres"] if quick else builtin_recipes()
     rows = throughput_data.loader_rates(recipes=recipes, sizes=sizes, workers=workers, seconds=0.3 if quick else 3.0)
     need = {}
     for r in rows:
@@ -117,7 +117,7 @@ def section_loader(quick):
 def end_to_end(quick):
     """The trainer fed by its real loader (the recipe's default workers) vs by batches in memory."""
     rows = []
-    for name in ["superres"] if quick else restoration_recipes():
+    for name in ["superres"] if quick else builtin_recipes():
         size, steps = (32, 2) if quick else (64, 12)
         rates = {}
         for label, real in (("in_memory", False), ("real_loader", True)):

@@ -81,15 +81,16 @@ def time_loader(loader, sampler, seconds):
         next(it)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        n += len(next(it)["clean"])
+        n += len(next(it)["damaged"])   # the model's input, in restoration and classification alike
     return n / (time.perf_counter() - t0), first
 
 
 def loader_rates(recipes=None, sizes=(64, 256), workers=(0, 1, 2), seconds=3.0):
-    """One row per (recipe, size, workers): {recipe, chain, size, workers, batch_size, pairs_per_s, first_batch_s}."""
+    """One row per (recipe, size, workers): {recipe, chain, size, workers, batch_size, pairs_per_s, first_batch_s};
+    every registered recipe unless `recipes` names some (classify's "pairs" are (crop, label))."""
     plugins = wb_plugins.load()
     rows = []
-    for name in recipes or restoration_recipes(plugins):
+    for name in recipes or plugins.recipes.names():
         for size in sizes:
             for w in workers:
                 recipe = wb_recipe.load(name, plugins, [f"data.size={size}", f"data.workers={w}", "data.train=sample"])
