@@ -1,14 +1,14 @@
 """Data-pipeline throughput and scale (issue 8, parts 3 and 5).
 
-`loader_rates` times how many (damaged, clean) pairs per second each built-in restoration recipe's
+`loader_rates` times how many (input, target) pairs per second each recipe's
 training DataLoader yields, built exactly as `workbench run` builds it (`make_task`, `EpochSampler`,
 `make_loader` with drop_last), at several crop sizes and worker counts. `folder_scale` generates
 folders of N tiny images and, in a fresh process per folder so peak RSS is that run's alone,
 iterates the same pipeline over them: peak memory must not grow with N.
 
-    python benchmarks/throughput_data.py [--seconds 3] [--quick]
+A library of `benchmarks/throughput.py` (sections 3 and 5: `python benchmarks/throughput.py
+--only 3,5`), which sets them beside the model's consumption rate.
 """
-import argparse
 import json
 import os
 import resource
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from workbench import plugins as wb_plugins
@@ -30,17 +29,6 @@ from workbench.task import make_task
 
 SCALE_RECIPE = "colorize"   # the cheapest chain: the scale run measures reading files, not damage
 SCALE_BATCHES = 200
-
-
-def restoration_recipes(plugins=None):
-    """Built-in restoration recipes: those whose model is not a classifier (its data are labels)."""
-    plugins = plugins or wb_plugins.load()
-    names = []
-    for name in plugins.recipes.names():
-        model = wb_recipe.load(name, plugins)["model"].get("type", "unet")
-        if getattr(plugins.models.get(model), "task", "restore") != "classify":
-            names.append(name)
-    return names
 
 
 def chain_text(recipe):
@@ -100,35 +88,6 @@ def loader_rates(recipes=None, sizes=(64, 256), workers=(0, 1, 2), seconds=3.0):
                 rows.append({"recipe": name, "chain": chain_text(recipe), "size": size, "workers": w,
                              "batch_size": recipe["data"]["batch_size"], "pairs_per_s": rate, "first_batch_s": first})
     return rows
-
-
-def model_rate(size, batch_size=16, seconds=3.0, device=None):
-    """Images/s of a training step (forward, L1, backward, AdamW) of the default U-Net, for comparison."""
-    from workbench.device import autocast, autocast_dtype, pick_device
-    from workbench_plugins.unet import UNet
-
-    device = pick_device(device or "auto")
-    amp = autocast_dtype(device, True)
-    model = UNet().to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters())
-    x = torch.rand(batch_size, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
-
-    def step():
-        with autocast(device, amp):
-            loss = torch.nn.functional.l1_loss(model(x).float(), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()   # warm-up: cuDNN autotuning, allocator
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        sync()
-        n += batch_size
-    return n / (time.perf_counter() - t0)
 
 
 # -- scale ------------------------------------------------------------------------------------------
@@ -194,40 +153,6 @@ def folder_scale(counts=(10_000, 50_000), size=32, n_batches=SCALE_BATCHES):
 
 
 # -- report -----------------------------------------------------------------------------------------
-def print_table(rows, cols):
-    """Rows of dicts as a Markdown table; floats with 3 significant figures."""
-    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per loader row")
-    ap.add_argument("--quick", action="store_true", help="short settings: 64 px, 0 and 2 workers, 1 s, 1000/5000 images")
-    ap.add_argument("--recipes", nargs="*", default=None)
-    args = ap.parse_args()
-    sizes, workers, counts = ((64,), (0, 2), (1_000, 5_000)) if args.quick else ((64, 256), (0, 1, 2), (10_000, 50_000))
-    seconds = 1.0 if args.quick else args.seconds
-    torch.manual_seed(0)
-    model = {sz: model_rate(sz, seconds=seconds) for sz in sizes}
-    rows = loader_rates(args.recipes, sizes, workers, seconds)
-    for r in rows:
-        r["model_img_per_s"] = model[r["size"]]
-        r["keeps_up"] = "yes" if r["pairs_per_s"] >= r["model_img_per_s"] else "NO"
-    print(f"\n## Data pipeline (sample photos; model: default U-Net training step, batch 16, {torch.device('cuda' if torch.cuda.is_available() else 'cpu')})\n")
-    print_table(rows, ["recipe", "chain", "size", "workers", "pairs_per_s", "first_batch_s", "model_img_per_s", "keeps_up"])
-    scale = folder_scale(counts)
-    print(f"\n## Scale: '{SCALE_RECIPE}' over generated folders, {SCALE_BATCHES} batches\n")
-    print_table(scale, ["images", "peak_rss_mb", "worker_peak_rss_mb", "setup_s", "first_batch_s", "from_spawn_s", "batches_per_s"])
-    growth = scale[-1]["peak_rss_mb"] / scale[0]["peak_rss_mb"] - 1
-    print(f"\npeak RSS growth {scale[0]['images']} -> {scale[-1]['images']} images: {growth:+.1%} (limit +10%)")
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":   # the fresh process of one folder_scale row
     if sys.argv[1:2] == ["--scale-child"]:
         _scale_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
-    else:
-        main()
