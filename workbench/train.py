@@ -25,7 +25,7 @@ from workbench.metrics import psnr
 from workbench.objective import build_objective
 from workbench.plugins import build
 from workbench.task import make_task
-from workbench.train_state import CheckpointState, finite, set_rng_state
+from workbench.train_state import CheckpointState, set_rng_state
 
 MAX_BAD_STEPS = 10   # consecutive non-finite losses before the run stops instead of skipping
 SHOW_SKIPPED = 5     # unreadable files named in the end-of-run summary; the rest are counted
@@ -221,10 +221,8 @@ class _Trainer(CheckpointState):
         return out
 
     def _end_epoch(self, epoch, train_metrics):
-        # A finite loss can still come with NaN/Inf gradients: stop before such weights are judged,
-        # logged or saved over a good checkpoint (on every rank: DDP keeps their weights equal).
-        if not finite(self.model):
-            raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
+        # A finite loss can still come with NaN/Inf gradients (checked on every rank: DDP keeps their weights equal).
+        self._require_finite(epoch)
         record = {"epoch": epoch + 1, **train_metrics}
         if self.rank == 0:
             self.model.eval()

@@ -41,8 +41,7 @@ class CheckpointState:
     def _save_mid_epoch(self, epoch, step, totals, n_steps):
         """last.pt after `step` steps of `epoch`: weights, optimiser, schedule, RNG and the epoch's
         running loss, so the resumed epoch logs the same numbers as an uninterrupted one."""
-        if not finite(self.model):   # never overwrite a good last.pt with NaN weights
-            raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
+        self._require_finite(epoch)   # never overwrite a good last.pt with NaN weights
         if self.rank == 0:
             valid = self.run.history[-1].get("valid", {}) if self.run.history else {}
             with self.stop.saving():
@@ -62,6 +61,11 @@ class CheckpointState:
             tqdm.write(f"\nInterrupted: the checkpoint saved {where} is kept. Continue with: workbench run --resume {run_dir}")
         else:
             tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet in {run_dir}.")
+
+    def _require_finite(self, epoch):
+        """Stop before NaN/Inf weights are judged, logged or saved over a good checkpoint."""
+        if not finite(self.model):
+            raise WorkbenchError(self._diverged(f"the weights became NaN or Inf in epoch {epoch + 1}"))
 
     def _diverged(self, what):
         epochs, step = self.saved
