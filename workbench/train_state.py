@@ -36,7 +36,7 @@ class CheckpointState:
         checkpoint.save(state, self.run.dir / "checkpoints" / "last.pt")
 
     def _stop_requested(self):
-        return distributed.any_rank(self.stop.requested, self.device) if self.world > 1 else bool(self.stop.requested)
+        return distributed.any_rank(self.stop.requested, self.device)   # one process: just the flag
 
     def _save_mid_epoch(self, epoch, step, totals, n_steps):
         """last.pt after `step` steps of `epoch`: weights, optimiser, schedule, RNG and the epoch's
