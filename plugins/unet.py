@@ -10,14 +10,20 @@ Why the lesson's U-Net lags at super-resolution: at full resolution it has only 
 last up block that goes from widths[0] channels straight to 3, so the fine detail SR must
 recreate passes through 3-channel convolutions, while the strided path discards exactly those
 high frequencies. `full_res_blocks` adds res blocks at widths[0] channels at full resolution.
+
+A `masked` U-Net inpaints: it is told where the holes are, starts from a push-pull fill of them
+(so its reach is not limited to its receptive field on large holes) and returns the known pixels
+untouched, so its training concentrates on the holes.
 """
 import inspect
 
+import torch
 from torch import nn
 from torch.nn import functional as F
 
 from workbench import checkpoint, hookimpl
 from workbench.layers import ResBlock, add_, check_config, conv, make_stage
+from workbench.masks import push_pull
 from workbench_plugins.classifier import Classifier
 
 
@@ -35,18 +41,28 @@ class UNet(nn.Module):
     full_res_blocks: 0 ends as the lesson does, with one res block from widths[0] straight down to
       3 channels; N > 0 ends with N res blocks at widths[0] channels at full resolution and a
       zeroed 3x3 conv to 3 channels, which super-resolution needs (see the module docstring).
+    masked: for inpainting and outpainting: the model is called `model(img, mask)` with the
+      damage's mask (True where pixels are missing; `restore --mask` for your photos), fills the
+      holes by push-pull (workbench.masks), sees the mask as a 4th input channel, learns the
+      correction to that fill and keeps the known pixels exactly.
     """
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
-                 act="relu", encoder="", full_res_blocks=0):
+                 act="relu", encoder="", full_res_blocks=0, masked=False):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
         if not isinstance(encoder, str):
             raise ValueError(f"encoder = {encoder!r} must be \"\" or the path of a classifier run directory or checkpoint")
+        if not isinstance(masked, bool):
+            raise ValueError(f"masked = {masked!r} must be true or false")
+        if masked and encoder:
+            raise ValueError("masked = true takes the mask as a 4th input channel, which a classifier encoder "
+                             "(3 channels) cannot: set encoder = \"\" or masked = false")
         self.widths, self.blocks, self.preact, self.norm, self.act = list(widths), blocks, preact, norm, act
+        self.masked = masked
         kw = dict(act=act, norm=norm, preact=preact)
         n = len(widths)
-        self.start = ResBlock(3, widths[0], **kw)
+        self.start = ResBlock(4 if masked else 3, widths[0], **kw)
         self.down = nn.ModuleList(make_stage(widths[i], widths[i + 1], blocks=blocks, stride=2, **kw)
                                   for i in range(n - 1))
         self.up = nn.ModuleList(nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
@@ -71,6 +87,11 @@ class UNet(nn.Module):
         self.end = ResBlock(3, 3, act=None, norm=norm, preact=preact).zero_()
         if encoder:
             self.load_encoder(encoder)
+
+    @property
+    def takes_mask(self):
+        """The engine passes the damage's mask to models that say so (workbench.masks)."""
+        return self.masked
 
     @property
     def stride(self):
@@ -118,13 +139,21 @@ class UNet(nn.Module):
         mode = "reflect" if pad[1] < w and pad[3] < h else "replicate"
         return F.pad(img, pad, mode=mode), ph // 2, pw // 2
 
-    def forward(self, img):
-        """B x 3 x H x W -> B x 3 x H x W, any H and W."""
-        # 1. pad
+    def forward(self, img, mask=None):
+        """B x 3 x H x W -> B x 3 x H x W, any H and W; a masked U-Net also takes the B x 1 x H x W mask."""
+        # 1. pad (a masked U-Net: the push-pull fill and the mask, as 4 channels)
         h, w = img.shape[-2:]
-        x0, top, left = self._pad(img)
+        if self.masked:
+            if mask is None:
+                raise ValueError("a masked U-Net needs the mask: call model(img, mask)")
+            hole = mask.to(torch.bool)
+            inp, top, left = self._pad(torch.cat([push_pull(img, hole), hole.to(img.dtype)], dim=1))
+            x0 = inp[:, :3]
+        else:
+            inp, top, left = self._pad(img)
+            x0 = inp
         # 2. down: keep the input of every down stage as a skip
-        x, skips = self.start(x0), []
+        x, skips = self.start(inp), []
         for down in self.down:
             skips.append(x)
             x = down(x)
@@ -137,8 +166,9 @@ class UNet(nn.Module):
                 x = add_(self.cross[j](s), x) if self.cross is not None else x + s
             x = up(x)
         x = self.end(add_(x, x0))  # the last up block's output is a bare sum: safe to add into
-        # 4. crop
-        return x[..., top:top + h, left:left + w] if x.shape[-2:] != (h, w) else x
+        # 4. crop (a masked U-Net: and put the known pixels back)
+        x = x[..., top:top + h, left:left + w] if x.shape[-2:] != (h, w) else x
+        return torch.where(hole, x, img.to(x.dtype)) if self.masked else x
 
 
 @hookimpl

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from workbench.degradation import from_uint8_hwc, to_uint8_hwc
+from workbench.masks import push_pull
 
 INPAINT_RADIUS = 5   # pixels around the hole OpenCV looks at; 3-5 is its documented sweet spot
 
@@ -22,6 +23,7 @@ def for_chain(chain):
     if any(getattr(deg, "reports_mask", False) for _, deg in chain):
         found["telea"] = lambda clean, damaged, mask: _inpaint(damaged, mask, cv2.INPAINT_TELEA)
         found["navier-stokes"] = lambda clean, damaged, mask: _inpaint(damaged, mask, cv2.INPAINT_NS)
+        found["push-pull"] = lambda clean, damaged, mask: _push_pull(damaged, mask)
     if "jpeg" in types:
         found["bilateral"] = lambda clean, damaged, mask: _bilateral(damaged)
     return found
@@ -56,3 +58,10 @@ def _inpaint(damaged, mask, method):
 def _bilateral(damaged):
     """Edge-preserving smoothing: a cheap deblocker that flattens block edges but keeps real ones."""
     return from_uint8_hwc(cv2.bilateralFilter(to_uint8_hwc(damaged), d=5, sigmaColor=20, sigmaSpace=3))
+
+
+def _push_pull(damaged, mask):
+    """The smooth pyramid fill a masked U-Net starts from: what its training adds is the gap to this."""
+    if mask is None or not mask.any():
+        return damaged
+    return push_pull(damaged[None], mask[None])[0]

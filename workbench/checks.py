@@ -11,6 +11,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from workbench import masks
 from workbench.contract import ContractViolation, check_degradation, make_batch, run_check
 from workbench.errors import WorkbenchError, suggest
 from workbench.plugins import build, parameters
@@ -35,7 +36,7 @@ def check_model(model, name="model", sizes=MODEL_SIZES):
         for h, w in sizes:
             x = make_batch(h, w)
             with torch.no_grad():
-                out = model(x)
+                out = _call(model, x)
             if not isinstance(out, torch.Tensor):
                 raise ContractViolation("shape", f"returned {type(out).__name__}, not a tensor")
             if classify and (out.ndim != 2 or len(out) != len(x)):
@@ -54,7 +55,7 @@ def check_model(model, name="model", sizes=MODEL_SIZES):
     def no_mutation():
         x = make_batch(32, 32)
         before = x.clone()
-        model(x)
+        _call(model, x)
         if not torch.equal(before, x):
             raise ContractViolation("no mutation", "the input batch was modified in place")
 
@@ -71,7 +72,7 @@ def _check_gradients(model, classify):
 
     def backward():
         opt.zero_grad(set_to_none=True)
-        out = model(x)
+        out = _call(model, x)
         loss = F.cross_entropy(out, torch.arange(len(x)) % out.shape[-1]) if classify else (out - x.flip(-1)).square().mean()
         loss.backward()
         grads = {n: p.grad for n, p in params.items()}
@@ -89,6 +90,16 @@ def _check_gradients(model, classify):
         raise ContractViolation("gradients", f"{len(missing)} of {len(params)} parameters got no gradient after one "
                                 f"optimizer step (unused in forward?): {_names(missing)}")
     return f"{len(params)} parameters"
+
+
+def _call(model, x):
+    """model(x), or model(x, mask) with a box of holes for a model that takes the mask (workbench.masks)."""
+    if not masks.takes_mask(model):
+        return model(x)
+    hole = torch.zeros(len(x), 1, *x.shape[-2:], dtype=torch.bool)
+    h, w = x.shape[-2:]
+    hole[..., h // 4:h // 4 + max(1, h // 2), w // 4:w // 4 + max(1, w // 2)] = True
+    return masks.forward(model, x, hole)
 
 
 def _names(names, n=3):

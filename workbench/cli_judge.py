@@ -48,7 +48,9 @@ def _write_report(run_dir, samples):
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True, help="Tile side in pixels; 0 = whole image at once.")
 @click.option("--overlap", type=click.IntRange(0), default=32, show_default=True, help="Pixels blended between neighbouring tiles.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def restore(run_dir, inputs, outdir, tile, overlap, device):
+@click.option("--mask", type=click.Path(), default=None,
+              help="For inpainting runs: a mask image (white = missing pixels), or a folder of masks named as the photos.")
+def restore(run_dir, inputs, outdir, tile, overlap, device, mask):
     """Restore real photos of any size with a trained run (its best checkpoint).
 
     Super-resolution runs take real low-res photos: they are upsampled by the recipe's scale first,
@@ -56,7 +58,7 @@ def restore(run_dir, inputs, outdir, tile, overlap, device):
     """
     from workbench.restore import restore_files
 
-    done = restore_files(run_dir, inputs, outdir, tile=tile, overlap=overlap, device=device, plugins=get_plugins())
+    done = restore_files(run_dir, inputs, outdir, mask=mask, tile=tile, overlap=overlap, device=device, plugins=get_plugins())
     for src, dst, size_in, size_out in done:
         click.echo(f"{src} ({size_in[0]}x{size_in[1]}) -> {dst} ({size_out[0]}x{size_out[1]})")
     skipped = f"; {len(done.skipped)} unreadable skipped" if done.skipped else ""

@@ -51,7 +51,8 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
             skipped.append({"name": name, "reason": str(e)})
             continue
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
-        raw = restore_tensor(model, damaged, tile=tile, device=device, clamp=False)
+        # A model that takes the mask is told where the damage is, as Telea is (workbench.masks).
+        raw = restore_tensor(model, damaged, mask=mask, tile=tile, device=device, clamp=False)
         range_notes.update(protocol.range_warnings({"input": damaged, "output": raw, "target": clean}))
         outputs = {"model": raw.clamp(0, 1), "input": damaged}
         outputs.update({m: fn(clean, damaged, mask) for m, fn in baselines.items()})

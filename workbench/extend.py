@@ -105,8 +105,10 @@ def extend_image(model, img, *, side="right", times=1, strip=None, recipe_cfg=No
         known = canvas.narrow(dim, edge - (size - n), size - n) if outward else canvas.narrow(dim, edge, size - n)
         blank = _fill(known, strip_shape, fill, value, rng)
         x = torch.cat([known, blank] if outward else [blank, known], dim=dim)
+        hole = torch.zeros(1, *x.shape[1:], dtype=torch.bool)   # for a model told where the holes are
+        hole.narrow(dim, size - n if outward else 0, n).fill_(True)
         # 2. the model invents the strip; only that strip goes onto the canvas
-        out = restore_tensor(model, x, tile=tile, device=device)
+        out = restore_tensor(model, x, mask=hole, tile=tile, device=device)
         new = out.narrow(dim, size - n if outward else 0, n)
         canvas.narrow(dim, edge if outward else edge - n, n).copy_(new)
     return canvas

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from workbench import masks
 from workbench.data import EpochSampler, make_loader
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.objective import build_objective
@@ -38,7 +39,7 @@ def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto"):
                 group["lr"] = lr
             x, y = task.inputs(batch, device)
             with autocast(device, amp):
-                loss, _ = objective(model(x).float(), y)
+                loss, _ = objective(masks.forward(model, x, batch.get("mask")).float(), y)
             if not torch.isfinite(loss):
                 break
             opt.zero_grad(set_to_none=True)

@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from workbench import masks
 from workbench.checkpoint import load_model, task_of
 from workbench.degradation import from_uint8_hwc, to_uint8_hwc
 from workbench.device import autocast, pick_device
 from workbench.errors import WorkbenchError
-from workbench.imageio import read_image, write_image
+from workbench.imageio import IMAGE_SUFFIXES, read_image, write_image
 from workbench.inputs import collect
 
 MIN_CORE = 16  # a tile keeps at least this many unblended pixels between its two ramps
@@ -57,16 +58,19 @@ def _windows(starts, size, n, overlap):
     return wins, total
 
 
-def _forward(model, x, device, amp_dtype):
-    """One 3 x h x w piece through the model -> float32 on the CPU."""
+def _forward(model, x, mask, device, amp_dtype):
+    """One 3 x h x w piece (and its 1 x h x w mask, or None) through the model -> float32 on the CPU."""
+    mask = None if mask is None else mask.unsqueeze(0).to(device, non_blocking=True)
     with autocast(device, amp_dtype):
-        y = model(x.unsqueeze(0).to(device, non_blocking=True))[0]
+        y = masks.forward(model, x.unsqueeze(0).to(device, non_blocking=True), mask)[0]
     return y.float().cpu()
 
 
-def restore_tensor(model, img, *, tile=512, overlap=32, device="cpu", amp_dtype=None, clamp=True):
+def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu", amp_dtype=None, clamp=True):
     """Restore a 3 x H x W float image in [0, 1] -> 3 x H x W float32 on the CPU, clamped to [0, 1]
     (clamp=False keeps the raw output, so `eval` can check its value range).
+
+    mask: bool 1 x H x W, True where pixels are missing, for a model that takes it (workbench.masks).
 
     tile: side of the square tiles (0: the whole image in one pass); overlap: pixels blended between
     neighbouring tiles. Only one tile and its activations are on `device` at a time; the image and
@@ -83,7 +87,7 @@ def restore_tensor(model, img, *, tile=512, overlap=32, device="cpu", amp_dtype=
     with torch.no_grad():
         if tile == 0 or (h <= tile and w <= tile):
             # Not clamp_: a model that returns its input (an identity plugin) would hand back `img` itself.
-            out = _forward(model, img, device, amp_dtype)
+            out = _forward(model, img, mask, device, amp_dtype)
             return out.clamp(0, 1) if clamp else out.clone()
         th, tw = min(h, tile), min(w, tile)
         ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
@@ -91,7 +95,8 @@ def restore_tensor(model, img, *, tile=512, overlap=32, device="cpu", amp_dtype=
         out = torch.zeros(3, h, w)
         for y, wy in zip(ys, wys):
             for x, wx in zip(xs, wxs):
-                piece = _forward(model, img[:, y:y + th, x:x + tw], device, amp_dtype)
+                part = None if mask is None else mask[:, y:y + th, x:x + tw]
+                piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, amp_dtype)
                 out[:, y:y + th, x:x + tw].addcmul_(piece, wy[:, None] * wx[None, :])
         # The tile grid is a product of rows and columns, so sum(w) = sum_y(y) * sum_x(x): two
         # vectors instead of a full-size weight map, divided out in place (no extra image copy).
@@ -139,10 +144,14 @@ class Restored(list):
         self.skipped = []
 
 
-def restore_files(run_dir, inputs, outdir, *, tile=512, overlap=32, device="auto", plugins=None):
+def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, device="auto", plugins=None):
     """Restore image files and folders with a run's best checkpoint into `outdir`, under the same
     names (folders keep their sub-folders). An unreadable input is skipped with a warning; returns
-    a `Restored` list of (input path, output path, (w, h) in, (w, h) out)."""
+    a `Restored` list of (input path, output path, (w, h) in, (w, h) out).
+
+    mask: for a model that takes the mask of missing pixels (a masked inpainting U-Net): a mask
+    image for a single input, or a folder with a mask under each input's name (any image suffix).
+    """
     from workbench import plugins as plugin_manager
 
     check_tiling(tile, overlap)  # before the slow model load
@@ -153,24 +162,60 @@ def restore_files(run_dir, inputs, outdir, *, tile=512, overlap=32, device="auto
                              "Use the run directory of a restoration recipe (superres, dejpeg, colorize, ...).")
     dev = pick_device(device) if not isinstance(device, torch.device) else device
     outdir = Path(outdir)
-    jobs = [(path, outdir / name) for name, path in collect(inputs, verb="restore")]
-    for path, dst in jobs:
+    found = collect(inputs, verb="restore")
+    mask_of = _mask_finder(mask, found, masks.takes_mask(model), run_dir)
+    jobs = [(path, outdir / name, mask_of(name)) for name, path in found]
+    for path, dst, _ in jobs:
         if dst.resolve() == path.resolve():
             raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")
     results = Restored()
-    for path, dst in jobs:
+    for path, dst, mask_path in jobs:
         try:
             img = read_image(path)
+            hole = None if mask_path is None else masks.read_mask(mask_path, (img.shape[2], img.shape[1]))
         except WorkbenchError as e:
             print(f"Warning: skipped {e}", file=sys.stderr)
             results.skipped.append((path, str(e)))
             continue
         size_in = (img.shape[2], img.shape[1])
-        img, _ = prepare_input(img, state["recipe"])
-        out = restore_tensor(model, img, tile=tile, overlap=overlap, device=dev)
+        img, scale = prepare_input(img, state["recipe"])
+        if hole is not None and scale > 1:
+            hole = hole.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+        out = restore_tensor(model, img, mask=hole, tile=tile, overlap=overlap, device=dev)
         del img  # free the input before write_image makes its 8-bit copies
         write_image(out, dst)
         results.append((path, dst, size_in, (out.shape[2], out.shape[1])))
     if not results:
         raise WorkbenchError(f"None of the {len(jobs)} inputs could be read; see the warnings above.")
     return results
+
+
+def _mask_finder(mask, found, wanted, run_dir):
+    """name -> the mask file for that input (or None), after checking that masks and model agree."""
+    if mask is None:
+        if wanted:
+            raise WorkbenchError(f"{run_dir}: this model fills holes it is told about: pass --mask with "
+                                 f"{masks.MASK_HELP} (a folder of them for several photos).")
+        return lambda name: None
+    if not wanted:
+        raise WorkbenchError(f"{run_dir}: this model finds the damage by itself and takes no mask; drop --mask.")
+    mask = Path(mask)
+    if mask.is_file():
+        if len(found) != 1:
+            raise WorkbenchError(f"--mask {mask} is one file but there are {len(found)} photos: "
+                                 "give a folder with a mask under each photo's name.")
+        return lambda name: mask
+    if not mask.is_dir():
+        raise WorkbenchError(f"--mask {mask}: no such file or folder.")
+
+    def lookup(name):
+        # The photo's own name first, then the same name with another image suffix (photo.jpg, photo.png).
+        exact = mask / name
+        candidates = [exact] + sorted(p for p in exact.parent.glob(exact.stem + ".*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for c in candidates:
+            if c.is_file():
+                return c
+        raise WorkbenchError(f"--mask {mask}: no mask for {name} (looked for {exact} and other image suffixes).")
+    for name, _ in found:
+        lookup(name)   # all missing masks are found before any photo is restored
+    return lookup

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from workbench import defaults
+from workbench import defaults, masks
 from workbench.data import PairDataset, open_splits
 from workbench.device import autocast
 from workbench.errors import WorkbenchError
@@ -53,7 +53,7 @@ class RestoreTask:
         for batch in loader:
             damaged, clean = self.inputs(batch, device)
             with autocast(device, amp_dtype):
-                restored = model(damaged)
+                restored = masks.forward(model, damaged, batch["mask"])
             restored = restored.float().clamp(0, 1)
             # An image the damage left intact (a gray photo to colorize) would score an infinite
             # input PSNR and hide the model's errors elsewhere: judge only damaged images.

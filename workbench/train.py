@@ -21,6 +21,7 @@ from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.errors import WorkbenchError
 from workbench.interrupt import StopSignals
+from workbench.masks import takes_mask
 from workbench.metrics import psnr
 from workbench.objective import build_objective
 from workbench.plugins import build
@@ -88,6 +89,7 @@ class _Trainer(CheckpointState):
         # Compiled for training only: validation crops vary in size and would recompile each time.
         self.forward = torch.compile(self.ddp) if tcfg["compile"] else self.ddp
         self.compiled_once = not tcfg["compile"]
+        self.takes_mask = takes_mask(self.model)
         self.objective = build_objective(recipe, plugins, default=self.task.default_loss).to(device)
         # 3. optimiser and schedule
         self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
@@ -173,8 +175,10 @@ class _Trainer(CheckpointState):
             self._note_skipped(batch)
             x, y = self.task.inputs(batch, self.device)
             x = x.contiguous(memory_format=self.memory_format)
+            # An inpainting model told where the holes are (workbench.masks) also gets the mask.
+            mask = batch["mask"].to(self.device, non_blocking=True) if self.takes_mask else None
             with autocast(self.device, self.amp_dtype):
-                out = self._forward(x)
+                out = self._forward(x, mask)
                 loss, terms = self.objective(out.float(), y)
             if not torch.isfinite(loss):
                 # Skip the step rather than poison the weights; give up if it keeps happening. The
@@ -209,11 +213,12 @@ class _Trainer(CheckpointState):
         return {**out, "images_per_s": n_images * self.world / max(seconds, 1e-9), "seconds": seconds,
                 "lr": self.sched.get_last_lr()[0]}
 
-    def _forward(self, x):
+    def _forward(self, x, mask=None):
+        args = (x,) if mask is None else (x, mask)
         if self.compiled_once:
-            return self.forward(x)
+            return self.forward(*args)
         try:   # compilation happens at the first call; a missing compiler or backend shows here
-            out = self.forward(x)
+            out = self.forward(*args)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WorkbenchError(f"train.compile = true failed ({first}); set train.compile = false to train without it.") from e
