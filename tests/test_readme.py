@@ -36,3 +36,15 @@ def test_recipe_reference_states_the_allowed_ranges():
     for key, allowed in defaults.RANGES.items():
         row = next(line for line in README.splitlines() if line.startswith(f"| `{key}` |"))
         assert f"| {allowed} |" in row, key
+
+
+def test_every_model_parameter_is_in_its_row():
+    import inspect
+
+    from workbench import plugins as plugin_manager
+
+    models = plugin_manager.load().models
+    for name in ("unet", "edsr", "classifier"):
+        row = next(line for line in README.splitlines() if line.startswith(f"| `{name}` |"))
+        for param in inspect.signature(models.get(name)).parameters:
+            assert f"`{param}" in row, f"{name}.{param}"
