@@ -13,8 +13,8 @@ from workbench.masks import forward, push_pull, read_mask, takes_mask
 from workbench.restore import restore_tensor
 from workbench_plugins.unet import UNet
 
-TINY = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "data.size=32",
-        "--set", "data.batch_size=2", "--set", "data.valid_size=32", "--set", "model.widths=[8, 16]", "-q"]
+SMALL = ["--set", "data.size=32", "--set", "data.batch_size=2", "--set", "data.valid_size=32", "--set", "model.widths=[8, 16]"]
+TINY = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", *SMALL, "-q"]
 
 
 def box(h, w, top, left, bh, bw, batch=1):
@@ -208,3 +208,10 @@ def test_a_model_that_finds_the_damage_itself_refuses_a_mask(run_cli, photo, tmp
     assert run_cli("run", "inpaint", "--out", run, *TINY).exit_code == 0
     res = run_cli("restore", run, photo, "-o", tmp_path / "out", "--mask", photo)
     assert res.exit_code == 2 and "takes no mask; drop --mask" in res.output
+
+
+def test_lr_find_feeds_the_mask_to_a_masked_model(run_cli, tmp_path):
+    res = run_cli("lr-find", "inpaint", "-o", tmp_path / "lr.png", "--steps", 4, "--device", "cpu",
+                  "--set", "model.masked=true", *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "Suggested learning rate" in res.output and (tmp_path / "lr.png").exists()
