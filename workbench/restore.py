@@ -211,11 +211,11 @@ def _mask_finder(mask, found, wanted, run_dir):
     def lookup(name):
         # The photo's own name first, then the same name with another image suffix (photo.jpg, photo.png).
         exact = mask / name
-        candidates = [exact] + sorted(p for p in exact.parent.glob(exact.stem + ".*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        for c in candidates:
-            if c.is_file():
-                return c
-        raise WorkbenchError(f"--mask {mask}: no mask for {name} (looked for {exact} and other image suffixes).")
-    for name, _ in found:
-        lookup(name)   # all missing masks are found before any photo is restored
-    return lookup
+        if exact.is_file():
+            return exact
+        others = exact.parent.iterdir() if exact.parent.is_dir() else []
+        same = sorted(p for p in others if p.stem == exact.stem and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not same:
+            raise WorkbenchError(f"--mask {mask}: no mask for {name} (looked for {exact} and other image suffixes).")
+        return same[0]
+    return lookup   # called for every photo before any is restored: a missing mask stops nothing half-done
