@@ -140,7 +140,9 @@ def main():
         tables.append(print_table(recipe, results, settings))
         print(tables[-1] + "\n", flush=True)
     summary = {"command": " ".join(sys.argv), "machine": machine, "minutes": args.minutes, "tables": tables}
-    (RESULTS / f"quality{'-' + args.tag if args.tag else ''}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # One file per tag and recipe list: runs of other recipes under the same tag do not overwrite it.
+    name = "-".join(["quality", *([args.tag] if args.tag else []), *(Path(r).stem for r in args.recipes)])
+    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
