@@ -143,6 +143,7 @@ def run(rows, device, plugins, args):
 
 def measure(row, config, device, plugins, args):
     """images/s and peak memory of the trainer's step on one random batch held on the device."""
+    from workbench import masks
     from workbench.device import autocast
     from workbench.objective import build_objective
     from workbench.plugins import build
@@ -165,6 +166,8 @@ def measure(row, config, device, plugins, args):
     x = torch.rand(row["batch"], 3, row["size"], row["size"], device=device)   # every model takes 3 channels (gray too)
     y = (torch.randint(row["model"]["classes"], (row["batch"],), device=device) if task.kind == "classify"
          else torch.rand_like(x))
+    # A masked inpainting U-Net also takes the holes: a quarter of each image, as erase might make.
+    hole = torch.rand(row["batch"], 1, row["size"], row["size"], device=device) < 0.25 if masks.takes_mask(model) else None
     if compiled:
         torch._dynamo.reset()   # a fresh model per row: start from empty caches, not the last row's graphs
     net = torch.compile(model) if compiled else model
@@ -172,7 +175,7 @@ def measure(row, config, device, plugins, args):
     def step():   # _Trainer._train_epoch, without the loader and the logging
         inp = x.contiguous(memory_format=fmt)
         with autocast(device, dtype):
-            out = net(inp)
+            out = net(inp) if hole is None else net(inp, hole)
             loss, _ = objective(out.float(), y)
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss in {config}: the numbers would mean nothing")
