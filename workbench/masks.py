@@ -46,8 +46,8 @@ def push_pull(img, hole):
     the level above on the way back up. Linear in the pixel count and blind to hole size, so it
     gives a masked network a starting fill at any resolution (a convolution's reach is fixed).
     """
-    x = img.float()
-    w = (~hole.to(torch.bool)).float().expand_as(x[:, :1])
+    x, hole = img.float(), hole.to(torch.bool)
+    w = (~hole).float().expand_as(x[:, :1])
     levels = []
     while True:
         levels.append((x, w))
@@ -64,4 +64,4 @@ def push_pull(img, hole):
         finer, fw = levels.pop()
         up = F.interpolate(x, size=finer.shape[-2:], mode="bilinear", align_corners=False)
         x = finer * fw + up * (1 - fw)
-    return torch.where(hole.to(torch.bool), x, img.float()).to(img.dtype)
+    return torch.where(hole, x, img.float()).to(img.dtype)

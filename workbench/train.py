@@ -15,13 +15,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from workbench import distributed, rundir
+from workbench import distributed, masks, rundir
 from workbench.data import EpochSampler, make_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.errors import WorkbenchError
 from workbench.interrupt import StopSignals
-from workbench.masks import takes_mask
 from workbench.metrics import psnr
 from workbench.objective import build_objective
 from workbench.plugins import build
@@ -89,7 +88,6 @@ class _Trainer(CheckpointState):
         # Compiled for training only: validation crops vary in size and would recompile each time.
         self.forward = torch.compile(self.ddp) if tcfg["compile"] else self.ddp
         self.compiled_once = not tcfg["compile"]
-        self.takes_mask = takes_mask(self.model)
         self.objective = build_objective(recipe, plugins, default=self.task.default_loss).to(device)
         # 3. optimiser and schedule
         self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
@@ -175,10 +173,8 @@ class _Trainer(CheckpointState):
             self._note_skipped(batch)
             x, y = self.task.inputs(batch, self.device)
             x = x.contiguous(memory_format=self.memory_format)
-            # An inpainting model told where the holes are (workbench.masks) also gets the mask.
-            mask = batch["mask"].to(self.device, non_blocking=True) if self.takes_mask else None
             with autocast(self.device, self.amp_dtype):
-                out = self._forward(x, mask)
+                out = self._forward(x, batch["mask"])
                 loss, terms = self.objective(out.float(), y)
             if not torch.isfinite(loss):
                 # Skip the step rather than poison the weights; give up if it keeps happening. The
@@ -213,12 +209,12 @@ class _Trainer(CheckpointState):
         return {**out, "images_per_s": n_images * self.world / max(seconds, 1e-9), "seconds": seconds,
                 "lr": self.sched.get_last_lr()[0]}
 
-    def _forward(self, x, mask=None):
-        args = (x,) if mask is None else (x, mask)
+    def _forward(self, x, mask):
+        # masks.forward passes the mask only to a model that takes it (an inpainter told where the holes are).
         if self.compiled_once:
-            return self.forward(*args)
+            return masks.forward(self.forward, x, mask)
         try:   # compilation happens at the first call; a missing compiler or backend shows here
-            out = self.forward(*args)
+            out = masks.forward(self.forward, x, mask)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WorkbenchError(f"train.compile = true failed ({first}); set train.compile = false to train without it.") from e
