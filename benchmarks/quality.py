@@ -61,11 +61,11 @@ def _recipe_value(run, section, key):
     return tomllib.loads((run / "recipe.toml").read_text())[section][key]
 
 
-def judge(run, sets, overrides):
+def judge(run, sets, overrides, flags=(), suffix=""):
     results = {}
     for folder in sets:
-        path = RESULTS / f"{run.name}-{Path(folder).name}.json"
-        args = ["eval", run, "--data", folder, "--json", path, "--device", "auto"]
+        path = RESULTS / f"{run.name}-{Path(folder).name}{suffix}.json"
+        args = ["eval", run, "--data", folder, "--json", path, "--device", "auto", *flags]
         for item in overrides:
             args += ["--set", item]
         workbench(*args)
@@ -84,7 +84,7 @@ def published(scale):
     return rows
 
 
-def print_table(recipe, results, settings):
+def print_table(recipe, results, settings, ensembled=None):
     sets = list(results)
     first = results[sets[0]]
     # Colorization keeps Y: judge it on RGB (eval's "primary"), everything else on Y as published.
@@ -98,6 +98,9 @@ def print_table(recipe, results, settings):
     for m in first["methods"]:
         cells = [_fmt(results[s]["mean"][m].get(k), k) for s in sets for k in keys]
         lines.append(f"| {m if m != 'model' else '**model**'} | " + " | ".join(cells) + " |")
+        if m == "model" and ensembled:   # EDSR's "+" rows: the same weights, 8 flips and turns averaged
+            cells = [_fmt(ensembled[s]["mean"]["model"].get(k), k) for s in sets for k in keys]
+            lines.append("| **model, self-ensemble x8** | " + " | ".join(cells) + " |")
     lines.append("| model - input | " + " | ".join(_fmt(results[s]["gain"].get(k), k, True) for s in sets for k in keys) + " |")
     # Published rows only where the damage is the published one: a downsample and nothing else.
     chain = first["protocol"]["degradations"]
@@ -125,6 +128,8 @@ def main():
     ap.add_argument("--out", default=str(HERE / "runs"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe override for every run")
     ap.add_argument("--tag", default="", help="suffix of the run directory names, to keep experiments apart")
+    ap.add_argument("--self-ensemble", action="store_true", help="also judge the model averaged over 8 flips and "
+                                                                  "quarter turns (EDSR+), as an extra row")
     ap.add_argument("--steps", type=int, default=0, help="train this many steps instead of sizing them to --minutes "
                                                           "(comparisons on a machine that other work shares)")
     args = ap.parse_args()
@@ -137,7 +142,8 @@ def main():
         out = Path(args.out) / f"{Path(recipe).stem}-{args.minutes:g}min{'-' + args.tag if args.tag else ''}"
         run, settings = train(recipe, args.minutes, out, args.train, args.valid[0], extra, args.steps)
         results = judge(run, args.valid, EVAL_SETS.get(recipe, []))
-        tables.append(print_table(recipe, results, settings))
+        ensembled = judge(run, args.valid, EVAL_SETS.get(recipe, []), ["--self-ensemble"], "-se") if args.self_ensemble else None
+        tables.append(print_table(recipe, results, settings, ensembled))
         print(tables[-1] + "\n", flush=True)
     summary = {"command": " ".join(sys.argv), "machine": machine, "minutes": args.minutes, "tables": tables}
     # One file per tag and recipe list: runs of other recipes under the same tag do not overwrite it.

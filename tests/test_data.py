@@ -44,6 +44,17 @@ class EraseCorner:
         return img.masked_fill(mask, 0.0), mask
 
 
+class EraseMiddle:
+    """Erases the middle half of each side: damage sized relative to the image it is given."""
+    reports_mask = True
+
+    def __call__(self, img, rng):
+        _, h, w = img.shape
+        mask = torch.zeros(1, h, w, dtype=torch.bool)
+        mask[:, h // 4:h - h // 4, w // 4:w - w // 4] = True
+        return img.masked_fill(mask, 0.0), mask
+
+
 @pytest.fixture
 def mixed(tmp_path):
     root = tmp_path / "photos"
@@ -196,11 +207,52 @@ def test_validation_items_are_the_same_every_epoch(mixed):
 
 
 @pytest.mark.parametrize("hw", [(5, 7), (2, 2), (16, 3)])
-def test_images_smaller_than_size_still_give_full_crops(tmp_path, hw):
+@pytest.mark.parametrize("damage_first", [False, True])
+def test_images_smaller_than_size_still_give_full_crops(tmp_path, hw, damage_first):
     src = open_source(save(tmp_path / "small.png", *hw))
     for train in (True, False):
-        item = dataset(src, [("id", Identity())], pad=4, train=train)[(1, 0)]
+        item = dataset(src, [("erase", EraseMiddle())], pad=4, train=train, damage_first=damage_first)[(1, 0)]
         assert item["clean"].shape == item["damaged"].shape == (3, 16, 16)
+        assert item["mask"].shape == (1, 16, 16)
+
+
+def test_damage_first_sizes_the_damage_by_the_photo_not_the_crop(mixed):
+    # The 24 x 32 photos' middle half is 12 x 16: an 8 px centre crop lies wholly inside it, while
+    # degrading the 8 px crop itself erases only its own middle 4 x 4.
+    photo_sized = dataset(open_source(mixed), [("erase", EraseMiddle())], size=8, train=False, damage_first=True)[0]
+    crop_sized = dataset(open_source(mixed), [("erase", EraseMiddle())], size=8, train=False)[0]
+    assert photo_sized["mask"].all() and (photo_sized["damaged"] == 0).all()
+    assert crop_sized["mask"].sum() == 16
+    assert torch.equal(photo_sized["clean"], crop_sized["clean"])   # the same centre crop of the photo
+
+
+def test_damage_first_crops_damaged_clean_and_mask_alike(mixed):
+    ds = dataset(open_source(mixed), [("erase", EraseMiddle())], size=12, pad=0, flip=False,
+                 damage_first=True)
+    photo = open_source(mixed).load(3)
+    windows = photo.unfold(1, 12, 1).unfold(2, 12, 1)   # every 12 x 12 window of the photo
+    seen = set()
+    for epoch in range(6):
+        item = ds[(epoch, 3)]
+        hits = (windows == item["clean"][:, None, None]).flatten(3).all(-1).all(0).nonzero().tolist()
+        assert len(hits) == 1                              # clean is a window of the photo, unchanged
+        top, left = hits[0]
+        seen.add((top, left))
+        expected = torch.zeros(24, 32, dtype=torch.bool)
+        expected[6:18, 8:24] = True                        # the photo's middle half, in the crop's frame
+        assert torch.equal(item["mask"][0], expected[top:top + 12, left:left + 12])
+        assert (item["damaged"][:, item["mask"][0]] == 0).all()
+        assert torch.equal(item["damaged"][:, ~item["mask"][0]], item["clean"][:, ~item["mask"][0]])
+    assert len(seen) > 1                                   # random crops, not always the same one
+    again = ds[(5, 3)]
+    assert all(torch.equal(again[k], item[k]) for k in ("damaged", "clean", "mask"))
+
+
+def test_damage_first_augments_the_photo_as_the_crop_would_be(mixed):
+    ds = dataset(open_source(mixed), [("noise", Noise())], trivial_augment=True, damage_first=True)
+    a, b = ds[(2, 1)], ds[(2, 1)]
+    assert all(torch.equal(a[k], b[k]) for k in ("damaged", "clean", "mask"))
+    assert 0 <= a["clean"].min() and a["clean"].max() <= 1 and not torch.equal(a["damaged"], a["clean"])
 
 
 def test_repeat_gives_fresh_crops_of_the_same_images(mixed):

@@ -15,12 +15,14 @@ from workbench.cli_base import get_plugins
 @click.option("--crop", type=click.IntRange(0), default=None, help="Border pixels ignored (default: the downsample scale, else 0).")
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True, help="Restore in tiles of this size (0 = whole images).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device):
+@click.option("--self-ensemble", is_flag=True,
+              help="Average the model over 8 flips and quarter turns of each tile (EDSR+): 8x the time, often +0.1 dB.")
+def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble):
     """Measure a trained restorer against the damaged input and classical baselines (PSNR/SSIM)."""
     from workbench.evaluate import evaluate, table, write_json
 
     result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop, device=device,
-                               tile=tile, keep=REPORT_SAMPLES)
+                               tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble)
     if json_out:
         write_json(result, json_out)
     click.echo(table(result))
@@ -50,7 +52,9 @@ def _write_report(run_dir, samples):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--mask", type=click.Path(), default=None,
               help="For inpainting runs: a mask image (white = missing pixels), or a folder of masks named as the photos.")
-def restore(run_dir, inputs, outdir, tile, overlap, device, mask):
+@click.option("--self-ensemble", is_flag=True,
+              help="Average the model over 8 flips and quarter turns of each tile (EDSR+): 8x the time, often +0.1 dB.")
+def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble):
     """Restore real photos of any size with a trained run (its best checkpoint).
 
     Super-resolution runs take real low-res photos: they are upsampled by the recipe's scale first,
@@ -58,7 +62,8 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask):
     """
     from workbench.restore import restore_files
 
-    done = restore_files(run_dir, inputs, outdir, mask=mask, tile=tile, overlap=overlap, device=device, plugins=get_plugins())
+    done = restore_files(run_dir, inputs, outdir, mask=mask, tile=tile, overlap=overlap, device=device, plugins=get_plugins(),
+                         self_ensemble=self_ensemble)
     for src, dst, size_in, size_out in done:
         click.echo(f"{src} ({size_in[0]}x{size_in[1]}) -> {dst} ({size_out[0]}x{size_out[1]})")
     skipped = f"; {len(done.skipped)} unreadable skipped" if done.skipped else ""

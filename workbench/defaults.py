@@ -15,6 +15,8 @@ DATA = {
     "pad": 4,                # reflect-pad before the random crop, as the lesson's augmentation does
     "flip": True,            # random horizontal flip: free, label-preserving augmentation
     "trivial_augment": False,  # TrivialAugmentWide (Muller & Hutter 2021) on the clean image
+    "damage_first": False,   # degrade the whole photo, then crop: for damage sized relative to the photo
+                             # (watermarks, holes); off, each crop is degraded, which is cheaper
     "batch_size": 16,
     "workers": 2,            # DataLoader worker processes; 0 degrades in the main process
     "limit": 0,              # use only the first N images (0 = all): quick experiments on big folders

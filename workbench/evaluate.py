@@ -21,8 +21,9 @@ METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
 
 
 def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
-             which="best"):
-    """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images])."""
+             which="best", self_ensemble=False):
+    """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images]).
+    self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.restore)."""
     from workbench.restore import restore_tensor
 
     model, state = checkpoint.load_model(run_dir, plugins, which=which)
@@ -52,7 +53,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
             continue
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
         # A model that takes the mask is told where the damage is, as Telea is (workbench.masks).
-        raw = restore_tensor(model, damaged, mask=mask, tile=tile, device=device, clamp=False)
+        raw = restore_tensor(model, damaged, mask=mask, tile=tile, device=device, clamp=False, self_ensemble=self_ensemble)
         range_notes.update(protocol.range_warnings({"input": damaged, "output": raw, "target": clean}))
         outputs = {"model": raw.clamp(0, 1), "input": damaged}
         outputs.update({m: fn(clean, damaged, mask) for m, fn in baselines.items()})
@@ -73,7 +74,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     result = {
         "run": str(run_dir), "recipe": recipe.name, "task": "restore", "checkpoint": which,
         "epoch": state.get("epoch"), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "protocol": {**protocol.DESCRIPTION, "crop": crop, "seed": seed,
+        "protocol": {**protocol.DESCRIPTION, "crop": crop, "seed": seed, "self_ensemble": bool(self_ensemble),
                      "degradations": " -> ".join(repr(d) for _, d in chain), "modcrop": scale,
                      "data": [str(d) for d in data] or ["the run's validation images"], "images": len(rows),
                      "range_warnings": sorted(range_notes)},
@@ -128,6 +129,7 @@ def table(result):
         lines.append("judge by psnr_rgb: this damage leaves luma (Y) intact, so the Y columns cannot see it")
     lines.append(f"{p['images']} images; PSNR/SSIM on 8-bit RGB and BT.601 Y (16-235), border crop {p['crop']}; "
                  f"SSIM of Wang et al. (scikit-image, Gaussian 11x11, sigma 1.5); seed {p['seed']}"
+                 + ("; model self-ensembled over 8 flips and turns" if p.get("self_ensemble") else "")
                  + (f"; {len(result['skipped'])} skipped" if result["skipped"] else ""))
     return "\n".join(lines)
 

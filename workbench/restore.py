@@ -3,6 +3,10 @@
 Large photos are cut into overlapping tiles, each restored on its own and blended back with a
 raised-cosine window, so a 12 MP photo needs one tile's activations rather than the whole image's,
 and the tile borders (where the U-Net lacks context) leave no seams.
+
+With `self_ensemble` each tile is restored in its 8 flips and quarter turns, each output turned back
+and the 8 averaged: the "geometric self-ensemble" of EDSR (Lim et al. 2017), published as "EDSR+",
+which trades 8x the time for about +0.1 dB with no retraining.
 """
 import math
 import sys
@@ -20,6 +24,8 @@ from workbench.imageio import IMAGE_SUFFIXES, read_image, write_image
 from workbench.inputs import collect
 
 MIN_CORE = 16  # a tile keeps at least this many unblended pixels between its two ramps
+# The dihedral group of the square: (quarter turns, mirrored first). The first view is the image as is.
+VIEWS = tuple((turns, mirror) for mirror in (False, True) for turns in range(4))
 
 
 def check_tiling(tile, overlap):
@@ -58,19 +64,38 @@ def _windows(starts, size, n, overlap):
     return wins, total
 
 
-def _forward(model, x, mask, device, amp_dtype):
-    """One 3 x h x w piece (and its 1 x h x w mask, or None) through the model -> float32 on the CPU."""
+def _forward(model, x, mask, device, amp_dtype, self_ensemble=False):
+    """One 3 x h x w piece (and its 1 x h x w mask, or None) through the model -> float32 on the CPU;
+    with `self_ensemble`, the mean over the 8 VIEWS, each turned back before averaging."""
+    x = x.unsqueeze(0).to(device, non_blocking=True)
     mask = None if mask is None else mask.unsqueeze(0).to(device, non_blocking=True)
-    with autocast(device, amp_dtype):
-        y = masks.forward(model, x.unsqueeze(0).to(device, non_blocking=True), mask)[0]
-    return y.float().cpu()
+    views = VIEWS if self_ensemble else VIEWS[:1]
+    total = None
+    for view in views:
+        with autocast(device, amp_dtype):
+            y = masks.forward(model, _view(x, *view), None if mask is None else _view(mask, *view))
+        y = _unview(y.float(), *view)
+        total = y if total is None else total.add_(y)
+    return (total[0] if len(views) == 1 else total[0].div_(len(views))).cpu()
 
 
-def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu", amp_dtype=None, clamp=True):
+def _view(t, turns, mirror):
+    t = t.flip(-1) if mirror else t
+    return torch.rot90(t, turns, (-2, -1)) if turns else t
+
+
+def _unview(t, turns, mirror):
+    t = torch.rot90(t, -turns, (-2, -1)) if turns else t
+    return t.flip(-1) if mirror else t
+
+
+def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu", amp_dtype=None, clamp=True,
+                   self_ensemble=False):
     """Restore a 3 x H x W float image in [0, 1] -> 3 x H x W float32 on the CPU, clamped to [0, 1]
     (clamp=False keeps the raw output, so `eval` can check its value range).
 
     mask: bool 1 x H x W, True where pixels are missing, for a model that takes it (workbench.masks).
+    self_ensemble: average each tile's restorations in its 8 flips and quarter turns (8x the time).
 
     tile: side of the square tiles (0: the whole image in one pass); overlap: pixels blended between
     neighbouring tiles. Only one tile and its activations are on `device` at a time; the image and
@@ -87,7 +112,7 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
     with torch.no_grad():
         if tile == 0 or (h <= tile and w <= tile):
             # Not clamp_: a model that returns its input (an identity plugin) would hand back `img` itself.
-            out = _forward(model, img, mask, device, amp_dtype)
+            out = _forward(model, img, mask, device, amp_dtype, self_ensemble)
             return out.clamp(0, 1) if clamp else out.clone()
         th, tw = min(h, tile), min(w, tile)
         ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
@@ -96,7 +121,7 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
         for y, wy in zip(ys, wys):
             for x, wx in zip(xs, wxs):
                 part = None if mask is None else mask[:, y:y + th, x:x + tw]
-                piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, amp_dtype)
+                piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, amp_dtype, self_ensemble)
                 out[:, y:y + th, x:x + tw].addcmul_(piece, wy[:, None] * wx[None, :])
         # The tile grid is a product of rows and columns, so sum(w) = sum_y(y) * sum_x(x): two
         # vectors instead of a full-size weight map, divided out in place (no extra image copy).
@@ -144,13 +169,15 @@ class Restored(list):
         self.skipped = []
 
 
-def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, device="auto", plugins=None):
+def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, device="auto", plugins=None,
+                  self_ensemble=False):
     """Restore image files and folders with a run's best checkpoint into `outdir`, under the same
     names (folders keep their sub-folders). An unreadable input is skipped with a warning; returns
     a `Restored` list of (input path, output path, (w, h) in, (w, h) out).
 
     mask: for a model that takes the mask of missing pixels (a masked inpainting U-Net): a mask
     image for a single input, or a folder with a mask under each input's name (any image suffix).
+    self_ensemble: average the 8 flips and quarter turns of each tile (8x the time; see the module docstring).
     """
     from workbench import plugins as plugin_manager
 
@@ -181,7 +208,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
         img, scale = prepare_input(img, state["recipe"])
         if hole is not None and scale > 1:
             hole = hole.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-        out = restore_tensor(model, img, mask=hole, tile=tile, overlap=overlap, device=dev)
+        out = restore_tensor(model, img, mask=hole, tile=tile, overlap=overlap, device=dev, self_ensemble=self_ensemble)
         del img  # free the input before write_image makes its 8-bit copies
         write_image(out, dst)
         results.append((path, dst, size_in, (out.shape[2], out.shape[1])))

@@ -31,12 +31,14 @@ class RestoreTask:
         (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
         chain = recipe.degradation_chain(plugins)
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
-                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=repeats(data, train_idx))
+                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=repeats(data, train_idx),
+                                 damage_first=data["damage_first"])
         # Region hold-outs are thin strips: judge on the largest square that fits in all of them.
         # (Tiny photos give strips narrower than SSIM's window: those are padded up to it.)
         valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
         valid_size = max(valid_size, SSIM_WINDOW)
-        self.valid = PairDataset(valid_src, valid_idx, chain, size=valid_size, seed=seed, train=False)
+        self.valid = PairDataset(valid_src, valid_idx, chain, size=valid_size, seed=seed, train=False,
+                                 damage_first=data["damage_first"])
 
     def configure_model(self, spec):
         return spec
@@ -96,7 +98,8 @@ class ClassifyTask:
             valid_src, valid_idx = train_src, train_idx
             self.classes = len(train_idx)
             label_train = label_valid = {src_i: k for k, src_i in enumerate(train_idx)}
-        common = dict(pad=data["pad"], flip=data["flip"], trivial_augment=data["trivial_augment"], seed=seed)
+        common = dict(pad=data["pad"], flip=data["flip"], trivial_augment=data["trivial_augment"], seed=seed,
+                      damage_first=data["damage_first"])
         self.train = Labelled(PairDataset(train_src, train_idx, chain, size=data["size"], repeat=repeats(data, train_idx), **common), label_train)
         # Exemplar validation uses random crops with another seed: centre crops would be too easy.
         valid_train = not labelled

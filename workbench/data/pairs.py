@@ -1,5 +1,10 @@
 """(damaged, clean) pairs: augment the clean image, then degrade it, so both line up pixel for pixel.
 
+By default the crop is degraded. With `damage_first` the whole (padded, flipped, augmented) photo
+is degraded and then cropped, damaged, clean and mask alike: damage sized relative to the image (a
+watermark 10-30 % of the photo's height, holes covering 5-20 % of it) then looks in a training crop
+as it does on the whole photos the model is judged and used on.
+
 Items are asked for by key `(epoch, i)`. All randomness of an item comes from
 `np.random.default_rng([seed, epoch, i])`, so a batch is the same with 0 or 8 workers, with
 persistent workers, and after a resume; `EpochSampler` yields those keys.
@@ -26,12 +31,13 @@ class PairDataset(Dataset):
     Training (train=True): reflect-pad by `pad`, random `size` crop, optional horizontal flip and
     TrivialAugmentWide. Validation: centre crop, damage seeded by (seed, 0, i) so it is the same
     every epoch. `repeat` passes over the images make one epoch (key i shows image i % n).
+    `damage_first` degrades the whole photo before cropping (see the module docstring).
     Each item is {"damaged", "clean": 3 x S x S float, "mask": 1 x S x S bool, "index": source index,
     "skipped": unreadable files passed over for it, encoded by `encode_skipped` ("" when none)}.
     """
 
     def __init__(self, source, indices, chain, *, size, pad=0, flip=False, trivial_augment=False,
-                 seed=0, repeat=1, train=True):
+                 seed=0, repeat=1, train=True, damage_first=False):
         if not isinstance(size, int) or size < 1:
             raise WorkbenchError(f"data.size must be a positive integer, got {size!r}.")
         if pad < 0:
@@ -42,6 +48,7 @@ class PairDataset(Dataset):
         if not self.indices:
             raise WorkbenchError("no images to make pairs from; check data.train and data.limit.")
         self.size, self.pad, self.flip, self.seed, self.repeat, self.train = size, pad, flip, seed, repeat, train
+        self.damage_first = bool(damage_first)
         self.trivial_augment = trivial_augment and train
         self._bad = {}   # source index -> (name, reason) of files this process found unreadable
         self._ta = None
@@ -58,9 +65,11 @@ class PairDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, epoch if self.train else 0, i])
         src_i, clean, skipped = self._load(i % len(self.indices))
-        clean = self._augment(clean, rng) if self.train else centre_crop(clean, self.size)
-        clean = clean.contiguous()
-        damaged, mask = apply_chain(self.chain, clean, rng)
+        if self.damage_first:
+            damaged, clean, mask = self._damage_then_crop(clean, rng)
+        else:
+            clean = (self._augment(clean, rng) if self.train else centre_crop(clean, self.size)).contiguous()
+            damaged, mask = apply_chain(self.chain, clean, rng)
         if mask is None:
             mask = torch.zeros(1, self.size, self.size, dtype=torch.bool)
         return {"damaged": damaged.contiguous(), "clean": clean, "mask": mask.to(torch.bool), "index": src_i,
@@ -84,20 +93,39 @@ class PairDataset(Dataset):
         raise WorkbenchError(f"no readable image in {_where(self.source)}: none of its {n} images could be read (first: {first})")
 
     def _augment(self, img, rng):
-        sz = self.size
         # 1. pad: reflect-pad as the lesson's augmentation does, then up to sz for small photos
+        img = self._pad(img)
+        # 2. random crop
+        img = self._crop(img, *self._corner(img, rng))
+        # 3. flip, 4. TrivialAugmentWide
+        return self._flip_and_trivial(img, rng)
+
+    def _damage_then_crop(self, img, rng):
+        """(damaged, clean, mask) crops of the whole photo degraded; the same crop of all three."""
+        if self.train:   # augment the whole photo: pad, flip, TrivialAugmentWide, as `_augment` does
+            img = self._flip_and_trivial(self._pad(img), rng)
+        img = pad_to(img, self.size).contiguous()
+        damaged, mask = apply_chain(self.chain, img, rng)
+        corner = self._corner(img, rng) if self.train else _centre(img, self.size)
+        crop = [None if t is None else self._crop(t, *corner).contiguous() for t in (damaged, img, mask)]
+        return tuple(crop)
+
+    def _pad(self, img):
         if self.pad:
             img = pad(img, self.pad, self.pad, self.pad, self.pad)
-        img = pad_to(img, sz)
-        # 2. random crop
+        return pad_to(img, self.size)
+
+    def _corner(self, img, rng):
         _, h, w = img.shape
-        top, left = int(rng.integers(h - sz + 1)), int(rng.integers(w - sz + 1))
-        img = img[:, top:top + sz, left:left + sz]
-        # 3. flip
+        return int(rng.integers(h - self.size + 1)), int(rng.integers(w - self.size + 1))
+
+    def _crop(self, img, top, left):
+        return img[:, top:top + self.size, left:left + self.size]
+
+    def _flip_and_trivial(self, img, rng):
         if self.flip and rng.random() < 0.5:
             img = img.flip(-1)
-        # 4. TrivialAugmentWide (Muller & Hutter 2021)
-        if self._ta is not None:
+        if self._ta is not None:   # TrivialAugmentWide (Muller & Hutter 2021)
             img = self._trivial(img, int(rng.integers(2**31)))
         return img
 
@@ -112,7 +140,8 @@ class PairDataset(Dataset):
 
     def __repr__(self):
         kind = "train" if self.train else "valid"
-        return f"PairDataset({kind}, {len(self.indices)} images x {self.repeat}, size={self.size}, chain={[n for n, _ in self.chain]})"
+        first = ", damage_first" if self.damage_first else ""
+        return f"PairDataset({kind}, {len(self.indices)} images x {self.repeat}, size={self.size}{first}, chain={[n for n, _ in self.chain]})"
 
 
 _WARNED = set()   # reasons already printed by this process: one warning per file
@@ -166,9 +195,13 @@ def pad_to(img, size):
 def centre_crop(img, size):
     """Deterministic size x size crop from the middle (padded first if the image is smaller)."""
     img = pad_to(img, size)
-    _, h, w = img.shape
-    top, left = (h - size) // 2, (w - size) // 2
+    top, left = _centre(img, size)
     return img[:, top:top + size, left:left + size]
+
+
+def _centre(img, size):
+    _, h, w = img.shape
+    return (h - size) // 2, (w - size) // 2
 
 
 class EpochSampler(Sampler):
