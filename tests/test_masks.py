@@ -200,6 +200,11 @@ def test_restore_mask_mistakes_are_one_sentence(masked_run, run_cli, photo, tmp_
     (tmp_path / "empty").mkdir()
     res = run_cli("restore", masked_run, photo, "-o", tmp_path / "c", "--mask", tmp_path / "empty")
     assert res.exit_code == 2 and "no mask for photo.png" in res.output
+    small = tmp_path / "small-mask.png"
+    Image.new("L", (7, 5), 255).save(small)
+    res = run_cli("restore", masked_run, photo, "-o", tmp_path / "d", "--mask", small)
+    assert res.exit_code == 2 and "None of the 1 inputs could be restored (first: " in res.output
+    assert "7x5" in res.output and "Traceback" not in res.output   # the reason: the mask's size
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
 
 

@@ -45,6 +45,7 @@ def push_pull(img, hole):
     pyramid, each level's weight the known fraction capped at 1, then fill each level's gaps from
     the level above on the way back up. Linear in the pixel count and blind to hole size, so it
     gives a masked network a starting fill at any resolution (a convolution's reach is fixed).
+    Runs without gradients: it is a fixed pre-fill, not a layer to train through.
     """
     x, hole = img.float(), hole.to(torch.bool)
     w = (~hole).float().expand_as(x[:, :1])

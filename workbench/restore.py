@@ -213,7 +213,9 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
         write_image(out, dst)
         results.append((path, dst, size_in, (out.shape[2], out.shape[1])))
     if not results:
-        raise WorkbenchError(f"None of the {len(jobs)} inputs could be read; see the warnings above.")
+        # "restored", not "read": a mask of the wrong size skips a readable photo too
+        raise WorkbenchError(f"None of the {len(jobs)} inputs could be restored (first: {results.skipped[0][1]}); "
+                             "see the warnings above.")
     return results
 
 
