@@ -93,7 +93,7 @@ class PairDataset(Dataset):
         raise WorkbenchError(f"no readable image in {_where(self.source)}: none of its {n} images could be read (first: {first})")
 
     def _augment(self, img, rng):
-        # 1. pad: reflect-pad as the lesson's augmentation does, then up to sz for small photos
+        # 1. pad: reflect-pad as the lesson's augmentation does, then up to the crop size for small photos
         img = self._pad(img)
         # 2. random crop
         img = self._crop(img, *self._corner(img, rng))
