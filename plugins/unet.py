@@ -14,6 +14,14 @@ high frequencies. `full_res_blocks` adds res blocks at widths[0] channels at ful
 A `masked` U-Net inpaints: it is told where the holes are, starts from a push-pull fill of them
 (so its reach is not limited to its receptive field on large holes) and returns the known pixels
 untouched, so its training concentrates on the holes.
+
+A `detect` U-Net removes damage it must find itself (a watermark on a photo nobody marked): a
+1-channel head on the last full-resolution features predicts where the damage is, trained against
+the mask the degradation reports (binary cross-entropy, `mask_loss`), and the correction is applied
+only there: out = img + p * (restored - img), p the predicted probability. A residual network
+that must leave 97 % of a photo alone otherwise adds small colour shifts and noise everywhere,
+which cost more PSNR than removing the stamps gains (benchmarks/RESULTS.md). Two-stage removers
+detect, then restore, likewise (e.g. Cun & Pun 2021, "Split then Refine").
 """
 import inspect
 
@@ -25,6 +33,9 @@ from workbench import checkpoint, hookimpl
 from workbench.layers import ResBlock, add_, check_config, conv, make_stage
 from workbench.masks import push_pull
 from workbench_plugins.classifier import Classifier
+
+
+DETECT_PRIOR_LOGIT = -4.0   # sigmoid(-4) = 0.018: about the share of a photo a watermark covers
 
 
 class UNet(nn.Module):
@@ -45,10 +56,13 @@ class UNet(nn.Module):
       damage's mask (True where pixels are missing; `restore --mask` for your photos), fills the
       holes by push-pull (workbench.masks), sees the mask as a 4th input channel, learns the
       correction to that fill and keeps the known pixels exactly.
+    detect: for damage the model must find itself (dewatermark): learn where the damage is from the
+      degradation's mask and correct only there (see the module docstring); `restore` needs no mask.
+    detect_weight: weight of the detection loss (binary cross-entropy) added to the recipe's losses.
     """
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
-                 act="relu", encoder="", full_res_blocks=0, masked=False):
+                 act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=0.1):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
         if not isinstance(encoder, str):
@@ -58,8 +72,14 @@ class UNet(nn.Module):
         if masked and encoder:
             raise ValueError("masked = true takes the mask as a 4th input channel, which a classifier encoder "
                              "(3 channels) cannot: set encoder = \"\" or masked = false")
+        if not isinstance(detect, bool):
+            raise ValueError(f"detect = {detect!r} must be true or false")
+        if detect and masked:
+            raise ValueError("detect = true finds the damage itself while masked = true is told where it is: choose one")
+        if not isinstance(detect_weight, (int, float)) or isinstance(detect_weight, bool) or detect_weight <= 0:
+            raise ValueError(f"detect_weight = {detect_weight!r} must be a number above 0")
         self.widths, self.blocks, self.preact, self.norm, self.act = list(widths), blocks, preact, norm, act
-        self.masked = masked
+        self.masked, self.detect_weight = masked, float(detect_weight)
         kw = dict(act=act, norm=norm, preact=preact)
         n = len(widths)
         self.start = ResBlock(4 if masked else 3, widths[0], **kw)
@@ -85,6 +105,11 @@ class UNet(nn.Module):
             self.cross = None
         # end(0 + img) == img: its residual branch is zeroed and its identity path is the image itself.
         self.end = ResBlock(3, 3, act=None, norm=norm, preact=preact).zero_()
+        # Where the damage is, from the features the last up block restores from (a logit per pixel).
+        self.detector = nn.Conv2d(widths[0], 1, 3, padding=1) if detect else None
+        if detect:   # start sure that nothing is damaged (p = 0.02), as RetinaNet starts its rare classes:
+            nn.init.constant_(self.detector.bias, DETECT_PRIOR_LOGIT)   # the untrained net is ~the identity
+        self._logits = None   # the detector's output of the last forward pass, for mask_loss
         if encoder:
             self.load_encoder(encoder)
 
@@ -92,6 +117,17 @@ class UNet(nn.Module):
     def takes_mask(self):
         """The engine passes the damage's mask to models that say so (workbench.masks)."""
         return self.masked
+
+    @property
+    def learns_mask(self):
+        """A detecting U-Net learns where the damage is: the engine then calls mask_loss (workbench.masks)."""
+        return self.detector is not None
+
+    def mask_loss(self, mask):
+        """Detection loss against the batch's true mask (the engine calls it after a training forward)."""
+        if self._logits is None:
+            raise RuntimeError("mask_loss needs a forward pass first")
+        return self.detect_weight * F.binary_cross_entropy_with_logits(self._logits.float(), mask.to(torch.float32))
 
     @property
     def stride(self):
@@ -164,11 +200,20 @@ class UNet(nn.Module):
                 s = skips.pop()
                 # A cross connection ends in a plain conv, whose output autograd does not keep: add in place.
                 x = add_(self.cross[j](s), x) if self.cross is not None else x + s
+            if self.detector is not None and i == len(self.up) - 1:
+                logits = self.detector(x)
             x = up(x)
         x = self.end(add_(x, x0))  # the last up block's output is a bare sum: safe to add into
-        # 4. crop (a masked U-Net: and put the known pixels back)
-        x = x[..., top:top + h, left:left + w] if x.shape[-2:] != (h, w) else x
-        return torch.where(hole, x, img.to(x.dtype)) if self.masked else x
+        # 4. crop (a masked U-Net: and put the known pixels back; a detecting one: correct only where it found damage)
+        crop = (lambda t: t[..., top:top + h, left:left + w]) if x.shape[-2:] != (h, w) else (lambda t: t)
+        x = crop(x)
+        if self.masked:
+            return torch.where(hole, x, img.to(x.dtype))
+        if self.detector is not None:
+            self._logits = crop(logits)
+            img = img.to(x.dtype)
+            return torch.lerp(img, x, torch.sigmoid(self._logits).to(x.dtype))
+        return x
 
 
 @hookimpl

@@ -1,0 +1,107 @@
+"""Blind models that learn where the damage is: the detecting U-Net and the engine's mask_loss hook."""
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from workbench import masks
+from workbench.checks import check_model
+from workbench_plugins.unet import UNet
+
+TINY = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "data.size=32",
+        "--set", "data.batch_size=2", "--set", "data.valid_size=32", "--set", "model.widths=[8, 16]", "-q"]
+
+
+def stamped(n=4, size=32, seed=0):
+    """Smooth random images with a near-white rectangle blended over a random part: (damaged, clean, mask)."""
+    g = torch.Generator().manual_seed(seed)
+    clean = F.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=size, mode="bilinear", align_corners=False)
+    mask = torch.zeros(n, 1, size, size, dtype=torch.bool)
+    for k in range(n):
+        top, left = torch.randint(0, size - 12, (2,), generator=g).tolist()
+        mask[k, :, top:top + 10, left:left + 12] = True
+    damaged = torch.where(mask, torch.lerp(clean, torch.full_like(clean, 0.95), 0.7), clean)
+    return damaged, clean, mask
+
+
+def test_the_untrained_detecting_unet_is_the_identity_and_says_it_learns_the_mask():
+    model = UNet(widths=[8, 16, 32], detect=True)
+    img = torch.rand(2, 3, 37, 45)
+    assert torch.equal(model(img), img)
+    assert masks.learns_mask(model) and not masks.takes_mask(model)
+    assert not masks.learns_mask(UNet(widths=[8, 16]))
+    assert masks.mask_loss(UNet(widths=[8, 16]), torch.zeros(1, 1, 8, 8, dtype=torch.bool)) is None
+
+
+def test_mask_loss_is_the_weighted_cross_entropy_of_the_last_forward():
+    model = UNet(widths=[8, 16], detect=True, detect_weight=0.5)
+    with pytest.raises(RuntimeError, match="forward pass first"):
+        model.mask_loss(torch.zeros(1, 1, 8, 8, dtype=torch.bool))
+    damaged, _, mask = stamped(n=2, size=20)
+    model(damaged)
+    p = torch.sigmoid(model._logits.float())
+    expected = -(mask * p.log() + (~mask) * (1 - p).log()).mean() * 0.5
+    assert masks.mask_loss(model, mask).item() == pytest.approx(expected.item(), rel=1e-5)
+
+    class Wrapped(torch.nn.Module):   # as DistributedDataParallel holds the model
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    assert masks.mask_loss(Wrapped(model), mask).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_training_finds_the_damage_and_corrects_only_there():
+    torch.manual_seed(0)
+    model = UNet(widths=[8, 16], norm="none", detect=True, detect_weight=1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(150):
+        damaged, clean, mask = stamped(seed=step)
+        out = model(damaged)
+        loss = F.mse_loss(out, clean) + masks.mask_loss(model, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    damaged, clean, mask = stamped(n=8, seed=1000)   # images it has not seen
+    with torch.no_grad():
+        out = model(damaged)
+    p = torch.sigmoid(model._logits)
+    assert p[mask].mean() > p[~mask].mean() + 0.4                 # it knows where the stamps are (0.80 vs 0.04)
+    change = (out - damaged).abs().mean(1, keepdim=True)
+    assert change[mask].mean() > 10 * change[~mask].mean()          # and changes the photo there
+    assert F.mse_loss(out, clean) < 0.6 * F.mse_loss(damaged, clean)   # measured 0.36
+
+
+def test_detect_configuration_errors_name_the_value():
+    with pytest.raises(ValueError, match="choose one"):
+        UNet(widths=[8, 16], detect=True, masked=True)
+    with pytest.raises(ValueError, match="detect_weight = 0 must be a number above 0"):
+        UNet(widths=[8, 16], detect=True, detect_weight=0)
+    with pytest.raises(ValueError, match="detect = 'yes' must be true or false"):
+        UNet(widths=[8, 16], detect="yes")
+
+
+def test_the_detecting_unet_passes_the_model_contract():
+    report = check_model(UNet(widths=[8, 16], detect=True))
+    assert all(ok for _, ok, _ in report), report
+
+
+def test_a_detecting_dewatermark_run_logs_the_mask_loss_and_restores_without_a_mask(run_cli, photo, tmp_path):
+    run = tmp_path / "run"
+    res = run_cli("run", "dewatermark", "--out", run, "--set", "model.detect=true", *TINY)
+    assert res.exit_code == 0, res.output
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["loss/mask"] > 0 and record["train_loss"] == pytest.approx(record["loss/mask"] + record["loss/l1"])
+    res = run_cli("restore", run, photo, "-o", tmp_path / "out")   # blind: no --mask at restore time
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "photo.png").exists()
+    res = run_cli("lr-find", "dewatermark", "-o", tmp_path / "lr.png", "--steps", "4", "--set", "model.detect=true",
+                  "--set", "data.size=32", "--set", "data.batch_size=2", "--set", "model.widths=[8, 16]")
+    assert res.exit_code == 0, res.output
+
+
+def test_detection_without_a_mask_to_learn_from_is_one_sentence(run_cli, tmp_path):
+    res = run_cli("run", "dejpeg", "--out", tmp_path / "run", "--set", "model.detect=true", *TINY)
+    assert res.exit_code == 2 and "none of the recipe's degradations (jpeg) reports one" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "run" / "checkpoints").exists()
