@@ -129,6 +129,10 @@ class UNet(nn.Module):
             raise RuntimeError("mask_loss needs a forward pass first")
         return self.detect_weight * F.binary_cross_entropy_with_logits(self._logits.float(), mask.to(torch.float32))
 
+    def __getstate__(self):
+        # The last forward's logits belong to that pass's graph, which can be neither copied nor pickled.
+        return {**super().__getstate__(), "_logits": None}
+
     @property
     def stride(self):
         """Total stride: inputs are padded to a multiple of it."""

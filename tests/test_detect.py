@@ -82,9 +82,12 @@ def test_detect_configuration_errors_name_the_value():
         UNet(widths=[8, 16], detect="yes")
 
 
-def test_the_detecting_unet_passes_the_model_contract():
-    report = check_model(UNet(widths=[8, 16], detect=True))
+def test_the_detecting_unet_passes_the_model_contract_even_after_a_training_pass():
+    model = UNet(widths=[8, 16], detect=True)
+    model(torch.rand(1, 3, 16, 16))   # leaves the pass's logits on the model; check_model deep-copies it
+    report = check_model(model)
     assert all(ok for _, ok, _ in report), report
+    assert model._logits is not None   # the copy dropped them, the original keeps them for mask_loss
 
 
 def test_a_detecting_dewatermark_run_logs_the_mask_loss_and_restores_without_a_mask(run_cli, photo, tmp_path):
