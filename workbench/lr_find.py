@@ -39,9 +39,7 @@ def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto"):
                 group["lr"] = lr
             x, y = task.inputs(batch, device)
             with autocast(device, amp):
-                loss, _ = objective(masks.forward(model, x, batch.get("mask")).float(), y)
-                aux = masks.mask_loss(model, batch["mask"].to(device)) if "mask" in batch else None
-                loss = loss if aux is None else loss + aux
+                loss, _ = objective(masks.forward(model, x, batch.get("mask")).float(), y, model, batch.get("mask"))
             if not torch.isfinite(loss):
                 break
             opt.zero_grad(set_to_none=True)

@@ -7,8 +7,8 @@ B x 1 x H x W tensor, True where pixels are missing. `forward` below is the one 
 
 A blind model (one that must find the damage itself) can still learn *where* the damage is from
 the mask a degradation reports: it sets `learns_mask = True` and defines `mask_loss(mask)`, which
-the trainer calls after each training forward pass with the batch's true mask and adds to the
-objective (logged as `loss/mask`).
+the training objective (workbench.objective, for `run` and `lr-find`) calls after each forward
+pass with the batch's true mask and adds to the loss (logged as `loss/mask`).
 At inference it is called `model(img)` like any blind model.
 """
 import torch

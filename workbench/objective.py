@@ -1,6 +1,7 @@
 """The training objective: a recipe's [[losses]] summed with their weights, each term logged."""
 from torch import nn
 
+from workbench import masks
 from workbench.errors import WorkbenchError
 from workbench.plugins import build
 
@@ -14,13 +15,19 @@ class Objective(nn.Module):
         self.weights = [weight for _, weight, _ in terms]
         self.losses = nn.ModuleList([loss for _, _, loss in terms])
 
-    def forward(self, output, target):
+    def forward(self, output, target, model=None, mask=None):
+        """`model` and the batch's `mask`: a model that learns where the damage is adds its
+        mask_loss as the term `mask` (workbench.masks); other models never see the mask."""
         total, logged = 0.0, {}
         for name, weight, loss in zip(self.names, self.weights, self.losses):
             value = loss(output, target)
             total = total + weight * value
             logged[f"loss/{name}"] = value.detach()
             logged.update({f"loss/{k}": v for k, v in getattr(loss, "terms", {}).items()})
+        if mask is not None and masks.learns_mask(model):
+            value = masks.mask_loss(model, mask.to(output.device, non_blocking=True))
+            total = total + value
+            logged["loss/mask"] = value.detach()
         return total, logged
 
 

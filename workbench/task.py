@@ -29,7 +29,7 @@ class RestoreTask:
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
         (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
-        chain = recipe.degradation_chain(plugins)
+        self.chain = chain = recipe.degradation_chain(plugins)
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
                                  trivial_augment=data["trivial_augment"], seed=seed, repeat=repeats(data, train_idx),
                                  damage_first=data["damage_first"])
@@ -87,7 +87,7 @@ class ClassifyTask:
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
         (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
-        chain = recipe.degradation_chain(plugins)   # usually none; a degradation makes it robust to that damage
+        self.chain = chain = recipe.degradation_chain(plugins)   # usually none; a degradation makes it robust to that damage
         labelled = train_src.label(0) is not None
         if labelled:
             self.classes = len(train_src.classes)

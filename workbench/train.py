@@ -82,7 +82,7 @@ class _Trainer(CheckpointState):
         # 2. model, resolved so the checkpoint can rebuild it
         recipe.cfg["model"] = self.task.configure_model(dict(recipe["model"] or {"type": "unet"}))
         _, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
-        masks.check_mask_source(self.model, recipe.degradation_chain(plugins))
+        masks.check_mask_source(self.model, self.task.chain)
         self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if world > 1 else self.model
@@ -176,10 +176,7 @@ class _Trainer(CheckpointState):
             x = x.contiguous(memory_format=self.memory_format)
             with autocast(self.device, self.amp_dtype):
                 out = self._forward(x, batch["mask"])
-                loss, terms = self.objective(out.float(), y)
-                aux = masks.mask_loss(self.model, batch["mask"].to(self.device, non_blocking=True))
-                if aux is not None:   # a blind model learning where the damage is (workbench.masks)
-                    loss, terms = loss + aux, {**terms, "loss/mask": aux.detach()}
+                loss, terms = self.objective(out.float(), y, self.model, batch["mask"])
             if not torch.isfinite(loss):
                 # Skip the step rather than poison the weights; give up if it keeps happening. The
                 # count runs on across epochs: short epochs must not reset a diverged run forever.
