@@ -21,7 +21,11 @@ the mask the degradation reports (binary cross-entropy, `mask_loss`), and the co
 only there: out = img + p * (restored - img), p the predicted probability. A residual network
 that must leave 97 % of a photo alone otherwise adds small colour shifts and noise everywhere,
 which cost more PSNR than removing the stamps gains (benchmarks/RESULTS.md). Two-stage removers
-detect, then restore, likewise (e.g. Cun & Pun 2021, "Split then Refine").
+detect, then restore, likewise (e.g. Cun & Pun 2021, "Split then Refine"). The gate alone is not
+enough: where p is near 0 in training the correction gets no gradient and may be anything, so each
+false alarm on a new photo pasted it in (validation fell 3 dB below the input while the detection
+loss kept falling). `mask_loss` therefore also asks the ungated correction to return the input
+wherever the true mask says nothing is damaged (mean squared), so a false alarm changes little.
 """
 import inspect
 
@@ -59,10 +63,13 @@ class UNet(nn.Module):
     detect: for damage the model must find itself (dewatermark): learn where the damage is from the
       degradation's mask and correct only there (see the module docstring); `restore` needs no mask.
     detect_weight: weight of the detection loss (binary cross-entropy) added to the recipe's losses.
+    keep_weight: weight of the squared term that asks the ungated correction to leave the undamaged
+      pixels as they are (see the module docstring); 0 turns it off.
     """
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
-                 act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=0.1):
+                 act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=0.1,
+                 keep_weight=1.0):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
         if not isinstance(encoder, str):
@@ -78,8 +85,10 @@ class UNet(nn.Module):
             raise ValueError("detect = true finds the damage itself while masked = true is told where it is: choose one")
         if not isinstance(detect_weight, (int, float)) or isinstance(detect_weight, bool) or detect_weight <= 0:
             raise ValueError(f"detect_weight = {detect_weight!r} must be a number above 0")
+        if not isinstance(keep_weight, (int, float)) or isinstance(keep_weight, bool) or keep_weight < 0:
+            raise ValueError(f"keep_weight = {keep_weight!r} must be a number of at least 0")
         self.widths, self.blocks, self.preact, self.norm, self.act = list(widths), blocks, preact, norm, act
-        self.masked, self.detect_weight = masked, float(detect_weight)
+        self.masked, self.detect_weight, self.keep_weight = masked, float(detect_weight), float(keep_weight)
         kw = dict(act=act, norm=norm, preact=preact)
         n = len(widths)
         self.start = ResBlock(4 if masked else 3, widths[0], **kw)
@@ -109,7 +118,7 @@ class UNet(nn.Module):
         self.detector = nn.Conv2d(widths[0], 1, 3, padding=1) if detect else None
         if detect:   # start sure that nothing is damaged (p = 0.02), as RetinaNet starts its rare classes:
             nn.init.constant_(self.detector.bias, DETECT_PRIOR_LOGIT)   # the untrained net is ~the identity
-        self._logits = None   # the detector's output of the last forward pass, for mask_loss
+        self._logits = self._change = None   # the last forward's detector logits and ungated change, for mask_loss
         if encoder:
             self.load_encoder(encoder)
 
@@ -124,14 +133,19 @@ class UNet(nn.Module):
         return self.detector is not None
 
     def mask_loss(self, mask):
-        """Detection loss against the batch's true mask (the engine calls it after a training forward)."""
+        """Detection loss against the batch's true mask, plus the keep term: the ungated change must
+        be zero where nothing is damaged (the engine calls it after a training forward)."""
         if self._logits is None:
             raise RuntimeError("mask_loss needs a forward pass first")
-        return self.detect_weight * F.binary_cross_entropy_with_logits(self._logits.float(), mask.to(torch.float32))
+        m = mask.to(torch.float32)
+        loss = self.detect_weight * F.binary_cross_entropy_with_logits(self._logits.float(), m)
+        if self.keep_weight:
+            loss = loss + self.keep_weight * (self._change.float().square() * (1 - m)).mean()
+        return loss
 
     def __getstate__(self):
-        # The last forward's logits belong to that pass's graph, which can be neither copied nor pickled.
-        return {**super().__getstate__(), "_logits": None}
+        # The last forward's tensors belong to that pass's graph, which can be neither copied nor pickled.
+        return {**super().__getstate__(), "_logits": None, "_change": None}
 
     @property
     def stride(self):
@@ -214,9 +228,9 @@ class UNet(nn.Module):
         if self.masked:
             return torch.where(hole, x, img.to(x.dtype))
         if self.detector is not None:
-            self._logits = crop(logits)
-            img = img.to(x.dtype)
-            return torch.lerp(img, x, torch.sigmoid(self._logits).to(x.dtype))
+            self._logits, img = crop(logits), img.to(x.dtype)
+            self._change = x - img
+            return torch.addcmul(img, torch.sigmoid(self._logits).to(x.dtype), self._change)
         return x
 
 
