@@ -115,9 +115,9 @@ def test_the_detecting_unet_passes_the_model_contract_even_after_a_training_pass
     assert model._logits is not None   # the copy dropped them, the original keeps them for mask_loss
 
 
-def test_a_detecting_dewatermark_run_logs_the_mask_loss_and_restores_without_a_mask(run_cli, photo, tmp_path):
-    run = tmp_path / "run"
-    res = run_cli("run", "dewatermark", "--out", run, "--set", "model.detect=true", *TINY)
+def test_the_dewatermark_recipe_logs_the_mask_loss_and_restores_without_a_mask(run_cli, photo, tmp_path):
+    run = tmp_path / "run"   # the recipe's U-Net detects (model.detect = true)
+    res = run_cli("run", "dewatermark", "--out", run, *TINY)
     assert res.exit_code == 0, res.output
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     terms = {k: v for k, v in record.items() if k.startswith("loss/")}
@@ -125,8 +125,7 @@ def test_a_detecting_dewatermark_run_logs_the_mask_loss_and_restores_without_a_m
     res = run_cli("restore", run, photo, "-o", tmp_path / "out")   # blind: no --mask at restore time
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out" / "photo.png").exists()
-    res = run_cli("lr-find", "dewatermark", "-o", tmp_path / "lr.png", "--steps", "4", "--set", "model.detect=true",
-                  "--set", "data.size=32", "--set", "data.batch_size=2", "--set", "model.widths=[8, 16]")
+    res = run_cli("lr-find", "dewatermark", "-o", tmp_path / "lr.png", "--steps", "4", "--set", "data.size=32", "--set", "data.batch_size=2", "--set", "model.widths=[8, 16]")
     assert res.exit_code == 0, res.output
 
 
