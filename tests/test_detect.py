@@ -1,6 +1,10 @@
 """Blind models that learn where the damage is: the detecting U-Net and the engine's mask_loss hook."""
 import functools
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,3 +137,22 @@ def test_detection_without_a_mask_to_learn_from_is_one_sentence(run_cli, tmp_pat
     res = run_cli("run", "dejpeg", "--out", tmp_path / "run", "--set", "model.detect=true", *TINY)
     assert res.exit_code == 2 and "none of the recipe's degradations (jpeg) reports one" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_detect_errors_splits_the_error_of_a_detecting_run(run_cli, photo, tmp_path):
+    """benchmarks/detect_errors.py: a line per photo and the folder's error split by the true mask."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "detect_errors.py"
+    run, plain = tmp_path / "run", tmp_path / "plain"
+    assert run_cli("run", "dewatermark", "--out", run, *TINY).exit_code == 0
+    proc = subprocess.run([sys.executable, str(script), str(run), "--data", str(photo.parent)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.strip().startswith("photo.png"))
+    assert "p inside" in line and "oracle gate" in line
+    folder = re.search(r"input ([\d.]+), model ([\d.]+), oracle gate ([\d.]+); squared error inside the mask: "
+                       r"input ([\d.]+), model ([\d.]+); outside it: model ([\d.]+)", proc.stdout)
+    assert folder and float(folder[4]) > 0    # the stamp put its error inside the mask
+    assert run_cli("run", "dewatermark", "--out", plain, "--set", "model.detect=false", *TINY).exit_code == 0
+    proc = subprocess.run([sys.executable, str(script), str(plain), "--data", str(photo.parent)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "does not detect the damage (model.detect = false)" in proc.stderr
