@@ -63,12 +63,12 @@ class UNet(nn.Module):
     detect: for damage the model must find itself (dewatermark): learn where the damage is from the
       degradation's mask and correct only there (see the module docstring); `restore` needs no mask.
     detect_weight: weight of the detection loss (binary cross-entropy) added to the recipe's losses.
-    keep_weight: weight of the squared term that asks the ungated correction to leave the undamaged
-      pixels as they are (see the module docstring); 0 turns it off.
+    keep_weight: (with detect) weight of the squared term that asks the ungated correction to leave
+      the undamaged pixels as they are (see the module docstring); 0 turns it off.
     """
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
-                 act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=0.1,
+                 act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=1.0,
                  keep_weight=1.0):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
