@@ -3,9 +3,10 @@
 For each photo of the given folders this damages the photo as `workbench eval` does (same seeds),
 runs a model trained with `model.detect = true`, and prints per photo: the share the true mask
 covers, the detector's mean probability inside and outside it, the share of undamaged pixels it
-marks (p > 0.5), and the RGB PSNR of the input, the model, and an "oracle gate" (the model's own
-correction applied exactly on the true mask: what a perfect detector would give). Per folder it
-prints the PSNR of the summed squared error and that error split inside / outside the mask.
+marks (p > 0.5), and the RGB PSNR (on 8-bit levels, as `workbench eval`) of the input, the model,
+and an "oracle gate" (the model's own correction applied exactly on the true mask: what a perfect
+detector would give). Per folder it prints the PSNR of the summed squared error and that error
+split inside / outside the mask.
 
     python benchmarks/detect_errors.py RUN_DIR [--which best|last] [--data FOLDER ...]
 
@@ -18,17 +19,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench import checkpoint
+from workbench import checkpoint, masks
 from workbench import recipe as recipes
 from workbench.degradation import apply_chain
 from workbench.inputs import collect, load
+from workbench.metrics import psnr, quantize
 from workbench.plugins import load as load_plugins
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def psnr(a, b):
-    return 10 * np.log10(1 / (a - b).square().mean().item())
+def squared_error(a, b):
+    """Per-pixel squared error on 8-bit levels (as `workbench eval` measures), mean over channels."""
+    return (quantize(a).double() - quantize(b).double()).square().mean(0)
 
 
 def judge_folder(model, chain, folder):
@@ -42,10 +45,10 @@ def judge_folder(model, chain, folder):
             out = model(damaged[None])[0].clamp(0, 1)
         p, change, m = torch.sigmoid(model._logits[0, 0]), model._change[0], mask[0]
         oracle = (damaged + m * change).clamp(0, 1)
-        err_in, err_out = (damaged - clean).square().mean(0), (out - clean).square().mean(0)
+        err_in, err_out = squared_error(damaged, clean), squared_error(out, clean)
         sums["input"] += err_in.sum().item()
         sums["model"] += err_out.sum().item()
-        sums["oracle"] += (oracle - clean).square().mean(0).sum().item()
+        sums["oracle"] += squared_error(oracle, clean).sum().item()
         sums["inside"] += err_in[m].sum().item()
         sums["model_inside"] += err_out[m].sum().item()
         sums["model_outside"] += err_out[~m].sum().item()
@@ -68,7 +71,7 @@ def main():
     args = ap.parse_args()
     plugins = load_plugins()
     model, state = checkpoint.load_model(args.run, plugins, which=args.which)
-    if not getattr(model, "learns_mask", False):
+    if not masks.learns_mask(model):
         sys.exit(f"{args.run}: its model does not detect the damage (model.detect = false).")
     model.eval()
     chain = recipes.from_dict(state["recipe"], f"{args.run}/recipe.toml", plugins).degradation_chain(plugins)

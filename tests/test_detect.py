@@ -129,7 +129,8 @@ def test_the_dewatermark_recipe_logs_the_mask_loss_and_restores_without_a_mask(r
     res = run_cli("restore", run, photo, "-o", tmp_path / "out")   # blind: no --mask at restore time
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out" / "photo.png").exists()
-    res = run_cli("lr-find", "dewatermark", "-o", tmp_path / "lr.png", "--steps", "4", "--set", "data.size=32", "--set", "data.batch_size=2", "--set", "model.widths=[8, 16]")
+    res = run_cli("lr-find", "dewatermark", "-o", tmp_path / "lr.png", "--steps", "4", "--set", "data.size=32",
+                  "--set", "data.batch_size=2", "--set", "model.widths=[8, 16]")
     assert res.exit_code == 0, res.output
 
 
