@@ -45,7 +45,7 @@ CASES = [
     ("zero size", changed(data__size=0), [], ["data.size = 0 is out of range: allowed 1 or more."]),
     ("zero batch", changed(data__batch_size=0), [], ["data.batch_size = 0 is out of range: allowed 1 or more."]),
     ("fraction", changed(data__valid_fraction=1.5), [], ["data.valid_fraction = 1.5 is out of range: allowed 0 or more and less than 1."]),
-    ("workers", changed(data__workers=-1), [], ["data.workers = -1 is out of range: allowed 0 or more."]),
+    ("workers", changed(data__workers=-2), [], ["data.workers = -2 is out of range: allowed -1 or more."]),
     ("grad clip", changed(train__grad_clip=-1.0), [], ["train.grad_clip = -1.0 is out of range: allowed 0 or more."]),
     ("seed", changed(recipe={"seed": -1}), [], ["recipe.seed = -1 is out of range: allowed 0 or more."]),
     ("valid size", changed(data__valid_size=8), [], ["data.valid_size = 8 is out of range: allowed 11 or more."]),

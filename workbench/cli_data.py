@@ -47,5 +47,5 @@ def batch(spec, outfile, data, overrides, count, epoch, split):
 
     r = recipe_with_data(spec, overrides, data)
     dataset = training_pairs(r, get_plugins(), split=split)
-    batch_grid(dataset, n=count, epoch=epoch).save(outfile)
+    batch_grid(dataset, n=count, epoch=epoch, batch_size=r["data"]["batch_size"]).save(outfile)
     click.echo(f"Wrote {min(count, len(dataset))} {split} pairs of {dataset!r} to {outfile}")

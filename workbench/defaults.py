@@ -17,8 +17,11 @@ DATA = {
     "trivial_augment": False,  # TrivialAugmentWide (Muller & Hutter 2021) on the clean image
     "damage_first": False,   # degrade the whole photo, then crop: for damage sized relative to the photo
                              # (watermarks, holes); off, each crop is degraded, which is cheaper
-    "batch_size": 16,
-    "workers": 2,            # DataLoader worker processes; 0 degrades in the main process
+    "batch_size": 16,        # per process: under torchrun the global batch is batch_size x processes
+    "crops_per_image": 0,    # crops cut from each decoded photo; 0 = one per 16 crop areas, 1 to 64
+                             # (decoding a 12 MP JPEG costs as much as ~30 crops: benchmarks/RESULTS.md)
+    "workers": -1,           # DataLoader worker processes; -1 = one per core less one (measured:
+                             # benchmarks/RESULTS.md); 0 = the main process
     "limit": 0,              # use only the first N images (0 = all): quick experiments on big folders
     "repeat": 0,             # passes over the images per epoch; 0 = enough for EPOCH_CROPS random crops
 
@@ -51,7 +54,8 @@ RANGES = {
     "data.valid_size": ">= 11",       # SSIM's 11 x 11 Gaussian window must fit in the validation crop
     "data.pad": ">= 0",
     "data.batch_size": ">= 1",
-    "data.workers": ">= 0",           # 0 = the main process
+    "data.workers": ">= -1",          # -1 = automatic, 0 = the main process
+    "data.crops_per_image": ">= 0",   # 0 = automatic
     "data.limit": ">= 0",             # 0 = all images
     "data.repeat": ">= 0",            # 0 = automatic
     "train.epochs": ">= 1",

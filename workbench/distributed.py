@@ -1,7 +1,7 @@
 """Multi-process training with torch.distributed: `torchrun --nproc-per-node N -m workbench run ...`.
 
-torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; every process trains on its own shard of each
-epoch's keys, DistributedDataParallel averages the gradients, and only rank 0 writes files.
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; every process trains on its own lanes of each
+epoch (data/lanes.py), DistributedDataParallel averages the gradients, and only rank 0 writes files.
 """
 import os
 
@@ -52,27 +52,3 @@ def any_rank(flag, device):
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
-
-
-class ShardedSampler(torch.utils.data.Sampler):
-    """Every rank takes keys rank, rank + W, ... of the base sampler's epoch order; the list is
-    padded by wrapping so all ranks run the same number of steps (DDP needs that). `skip` leaves
-    out each rank's first keys, for a resume in the middle of an epoch."""
-
-    def __init__(self, base, rank, world):
-        self.base, self.rank, self.world, self.skip = base, rank, world, 0
-
-    def set_epoch(self, epoch, skip=0):
-        self.base.set_epoch(epoch)
-        self.skip = int(skip)
-
-    def _per_rank(self):
-        return -(-len(self.base) // self.world)
-
-    def __len__(self):
-        return max(0, self._per_rank() - self.skip)
-
-    def __iter__(self):
-        keys = list(self.base)
-        keys += keys[: self._per_rank() * self.world - len(keys)]
-        return iter(keys[self.rank :: self.world][self.skip:])

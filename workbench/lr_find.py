@@ -9,7 +9,7 @@ import math
 import torch
 
 from workbench import masks
-from workbench.data import EpochSampler, make_loader
+from workbench.data import train_loader
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.objective import build_objective
 from workbench.plugins import build
@@ -26,8 +26,7 @@ def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto"):
     model.to(device).train()
     objective = build_objective(recipe, plugins, default=task.default_loss).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=start, weight_decay=recipe["train"]["weight_decay"])
-    sampler = EpochSampler(len(task.train), shuffle=True, seed=recipe["recipe"]["seed"])
-    loader = make_loader(task.train, sampler, batch_size=recipe["data"]["batch_size"], workers=recipe["data"]["workers"], drop_last=True)
+    loader, sampler = train_loader(task.train, batch_size=recipe["data"]["batch_size"], workers=recipe["data"]["workers"])
     amp = autocast_dtype(device, recipe["train"]["mixed_precision"], recipe["train"]["cpu_bf16"])
     factor = (end / start) ** (1 / max(steps - 1, 1))
     lrs, losses, avg, best, epoch = [], [], 0.0, math.inf, 0

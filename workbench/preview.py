@@ -1,5 +1,5 @@
 """`workbench batch`: show the (damaged, clean) training pairs a recipe makes, before training on them."""
-from workbench.data import EpochSampler
+from workbench.data.lanes import LaneSampler
 from workbench.task import make_task
 from workbench.grid import draw_grid
 from workbench.metrics import psnr
@@ -11,13 +11,23 @@ def training_pairs(recipe, plugins, *, split="train"):
     return task.train if split == "train" else task.valid
 
 
-def batch_grid(dataset, *, n=8, epoch=0, height=128):
+def first_items(dataset, n, epoch=0, batch_size=16):
+    """The first `n` items of an epoch in the order training (batches of `batch_size`, in lanes)
+    or validation would see them."""
+    if dataset.train:
+        sampler = LaneSampler(dataset, batch_size=batch_size)
+        sampler.set_epoch(epoch)
+        keys = ((epoch, t, sampler.total, (lane,)) for t in range(sampler.steps) for lane in range(sampler.total))
+        items = ({k: v[0] for k, v in dataset[key].items()} for key in keys)
+    else:
+        items = (dataset[i] for i in range(len(dataset)))
+    return [item for _, item in zip(range(n), items)]
+
+
+def batch_grid(dataset, *, n=8, epoch=0, height=128, batch_size=16):
     """A grid of the first `n` items of an epoch, in the order training would see them."""
-    sampler = EpochSampler(len(dataset), shuffle=dataset.train, seed=dataset.seed)
-    sampler.set_epoch(epoch)
     rows = []
-    for key in list(sampler)[:n]:
-        item = dataset[key]
+    for item in first_items(dataset, n, epoch, batch_size):
         name = dataset.source.name(item["index"])
         row = [(item["damaged"], f"damaged {psnr(item['damaged'], item['clean']):.1f} dB"),
                (item["clean"], f"clean: {name}")]

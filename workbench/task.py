@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from workbench import defaults, masks
+from workbench import masks
 from workbench.data import PairDataset, open_splits
 from workbench.device import autocast
 from workbench.errors import WorkbenchError
@@ -31,8 +31,8 @@ class RestoreTask:
         (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
         self.chain = chain = recipe.degradation_chain(plugins)
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
-                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=repeats(data, train_idx),
-                                 damage_first=data["damage_first"])
+                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=data["repeat"],
+                                 damage_first=data["damage_first"], crops_per_image=data["crops_per_image"])
         # Region hold-outs are thin strips: judge on the largest square that fits in all of them.
         # (Tiny photos give strips narrower than SSIM's window: those are padded up to it.)
         valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
@@ -91,7 +91,7 @@ class ClassifyTask:
         labelled = train_src.label(0) is not None
         if labelled:
             self.classes = len(train_src.classes)
-            label_train = label_valid = None
+            label_train = label_valid = "source"
         else:
             # Exemplar classes: the training photos themselves; validate on other crops of them.
             train_idx = sorted(set(train_idx) | set(valid_idx))
@@ -100,11 +100,12 @@ class ClassifyTask:
             label_train = label_valid = {src_i: k for k, src_i in enumerate(train_idx)}
         common = dict(pad=data["pad"], flip=data["flip"], trivial_augment=data["trivial_augment"], seed=seed,
                       damage_first=data["damage_first"])
-        self.train = Labelled(PairDataset(train_src, train_idx, chain, size=data["size"], repeat=repeats(data, train_idx), **common), label_train)
+        self.train = PairDataset(train_src, train_idx, chain, size=data["size"], repeat=data["repeat"],
+                                 crops_per_image=data["crops_per_image"], labels=label_train, **common)
         # Exemplar validation uses random crops with another seed: centre crops would be too easy.
         valid_train = not labelled
-        self.valid = Labelled(PairDataset(valid_src, valid_idx, chain, size=data["size"], train=valid_train,
-                                          **{**common, "seed": seed + 1}), label_valid)
+        self.valid = PairDataset(valid_src, valid_idx, chain, size=data["size"], train=valid_train, labels=label_valid,
+                                 **{**common, "seed": seed + 1})
 
     def configure_model(self, spec):
         """The number of classes comes from the data unless the recipe fixes it."""
@@ -127,23 +128,6 @@ class ClassifyTask:
         return {"accuracy": correct / max(total, 1), "loss": sum(losses) / max(total, 1)}, []
 
 
-class Labelled(torch.utils.data.Dataset):
-    """A PairDataset's items plus a class label: the source's own, or an exemplar index."""
-
-    def __init__(self, pairs, exemplar=None):
-        self.pairs, self.exemplar = pairs, exemplar
-        self.train, self.seed, self.source = pairs.train, pairs.seed, pairs.source
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def __getitem__(self, key):
-        item = self.pairs[key]
-        i = item["index"]
-        item["label"] = self.exemplar[i] if self.exemplar is not None else self.pairs.source.label(i)
-        return item
-
-
 def recipe_splits(recipe):
     """open_splits for the recipe's [data]; a missing, empty or unreadable folder names the recipe."""
     data = recipe["data"]
@@ -152,11 +136,6 @@ def recipe_splits(recipe):
                            seed=recipe["recipe"]["seed"])
     except WorkbenchError as e:
         raise WorkbenchError(f"{recipe.source}: {e}") from e
-
-
-def repeats(data, indices):
-    """data.repeat, or with 0 enough passes for defaults.EPOCH_CROPS crops per epoch."""
-    return data["repeat"] or max(1, math.ceil(defaults.EPOCH_CROPS / max(len(indices), 1)))
 
 
 def _mean(values):

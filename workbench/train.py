@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from workbench import distributed, masks, rundir
-from workbench.data import EpochSampler, make_loader
+from workbench.data import EpochSampler, make_loader, train_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.device import autocast, autocast_dtype, pick_device
 from workbench.errors import WorkbenchError
@@ -73,9 +73,8 @@ class _Trainer(CheckpointState):
         torch.manual_seed(recipe["recipe"]["seed"])   # same initial weights on every rank and every run
         # 1. data
         self.task = make_task(recipe, plugins)
-        sampler = EpochSampler(len(self.task.train), shuffle=True, seed=recipe["recipe"]["seed"])
-        self.sampler = distributed.ShardedSampler(sampler, rank, world) if world > 1 else sampler
-        self.loader = make_loader(self.task.train, self.sampler, batch_size=data["batch_size"], workers=data["workers"], drop_last=True)
+        self.loader, self.sampler = train_loader(self.task.train, batch_size=data["batch_size"], workers=data["workers"],
+                                                 rank=rank, world=world)
         valid_sampler = EpochSampler(len(self.task.valid), shuffle=False)
         self.valid_loader = make_loader(self.task.valid, valid_sampler, batch_size=data["batch_size"], workers=0)
         self.steps = len(self.loader) if tcfg["steps_per_epoch"] <= 0 else min(len(self.loader), tcfg["steps_per_epoch"])
@@ -145,7 +144,7 @@ class _Trainer(CheckpointState):
 
     def _train_epoch(self, epoch, first_step=0):
         self.model.train()
-        self.sampler.set_epoch(epoch, skip=first_step * self.recipe["data"]["batch_size"])
+        self.sampler.set_epoch(epoch, skip=first_step)
         totals, n_steps = (self.partial.get("totals", {}), self.partial.get("steps", 0)) if first_step else ({}, 0)
         n_images, t0 = 0, time.perf_counter()
         bar = tqdm(total=self.steps, initial=first_step, desc=f"epoch {epoch + 1}/{self.run.epochs}",

@@ -1,5 +1,8 @@
-"""Data: image sources (sample photos, folders, Tiny ImageNet) and aligned (damaged, clean) pairs."""
-from workbench.data.pairs import EpochSampler, PairDataset, centre_crop, make_loader
+"""Data: image sources (sample photos, folders, Tiny ImageNet, prepared shards), crops, aligned (damaged, clean) pairs, lanes."""
+from workbench.data.crops import centre_crop
+from workbench.data.lanes import auto_workers, train_loader
+from workbench.data.pairs import EpochSampler, PairDataset, make_loader
+from workbench.data.shards import ShardSource
 from workbench.data.sources import (
     SAMPLE_NAMES,
     FolderSource,
@@ -18,6 +21,9 @@ __all__ = [
     "PairDataset",
     "RegionSource",
     "SampleSource",
+    "ShardSource",
+    "auto_workers",
+    "train_loader",
     "centre_crop",
     "is_tiny_imagenet",
     "make_loader",

@@ -5,115 +5,222 @@ is degraded and then cropped, damaged, clean and mask alike: damage sized relati
 watermark 10-30 % of the photo's height, holes covering 5-20 % of it) then looks in a training crop
 as it does on the whole photos the model is judged and used on.
 
-Items are asked for by key `(epoch, i)`. All randomness of an item comes from
-`np.random.default_rng([seed, epoch, i])`, so a batch is the same with 0 or 8 workers, with
-persistent workers, and after a resume; `EpochSampler` yields those keys.
+Training crops are cut from the photo as stored (uint8) and only then converted to float, and
+several crops come from each decoded photo (data/crops.py). Training batches are made in lanes
+(data/lanes.py). All randomness of a training crop comes from
+`np.random.default_rng([seed, epoch, position, crop])`, of a plain key `(epoch, i)` from
+`[seed, epoch, i]`, so a batch is the same with 0 or 8 workers, with persistent workers, on one
+process or several, and after a resume.
 
 An unreadable image does not stop a run: the item uses the next readable image of the set instead
 and names the skipped file in `item["skipped"]`, so the trainer learns about files that DataLoader
 workers skipped and can warn once and count them.
 """
+import math
 import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from tqdm import tqdm
 
+from workbench import defaults
+from workbench.data import crops
+from workbench.data import lanes as lanes_
+from workbench.data.crops import centre_crop  # noqa: F401  (re-exported: the data package's API)
 from workbench.degradation import apply_chain
 from workbench.errors import WorkbenchError
+from workbench.imageio import to_float
 
 
 class PairDataset(Dataset):
     """Crops of `source` images (those in `indices`), each degraded by `chain`.
 
     Training (train=True): reflect-pad by `pad`, random `size` crop, optional horizontal flip and
-    TrivialAugmentWide. Validation: centre crop, damage seeded by (seed, 0, i) so it is the same
-    every epoch. `repeat` passes over the images make one epoch (key i shows image i % n).
-    `damage_first` degrades the whole photo before cropping (see the module docstring).
+    TrivialAugmentWide; `crops_per_image` crops per decoded photo (0: `crops.auto_crops`), `repeat`
+    passes over the images per epoch (0: enough for defaults.EPOCH_CROPS crops and every lane).
+    Training batches come from `lane_batch` keys (data/lanes.py); a plain key (epoch, i) gives
+    one crop of image i % n, as validation and previews ask. Validation: centre crop, damage seeded
+    by (seed, 0, i) so it is the same every epoch. `damage_first` degrades the whole photo before
+    cropping (see the module docstring). `labels`: None, "source" (the source's class labels) or
+    {source index: label}; with labels each item also has "label".
     Each item is {"damaged", "clean": 3 x S x S float, "mask": 1 x S x S bool, "index": source index,
     "skipped": unreadable files passed over for it, encoded by `encode_skipped` ("" when none)}.
     """
 
     def __init__(self, source, indices, chain, *, size, pad=0, flip=False, trivial_augment=False,
-                 seed=0, repeat=1, train=True, damage_first=False):
+                 seed=0, repeat=1, train=True, damage_first=False, crops_per_image=1, labels=None):
         if not isinstance(size, int) or size < 1:
             raise WorkbenchError(f"data.size must be a positive integer, got {size!r}.")
         if pad < 0:
             raise WorkbenchError(f"data.pad must be 0 or more, got {pad}.")
-        if repeat < 1:
-            raise WorkbenchError(f"data.repeat must be 1 or more, got {repeat}.")
-        self.source, self.indices, self.chain = source, [int(k) for k in indices], list(chain)
-        if not self.indices:
+        if repeat < 0:
+            raise WorkbenchError(f"data.repeat must be 0 (automatic) or more, got {repeat}.")
+        if crops_per_image < 0:
+            raise WorkbenchError(f"data.crops_per_image must be 0 (automatic) or more, got {crops_per_image}.")
+        self.source, self.chain = source, list(chain)
+        self.indices = np.asarray(indices, dtype=np.int64)   # an array: a million indices cost 8 MB per worker, not 36
+        if not len(self.indices):
             raise WorkbenchError("no images to make pairs from; check data.train and data.limit.")
-        self.size, self.pad, self.flip, self.seed, self.repeat, self.train = size, pad, flip, seed, repeat, train
+        self.size, self.pad, self.flip, self.seed, self.train = size, pad, flip, seed, train
         self.damage_first = bool(damage_first)
+        self.crops_per_image = crops_per_image or (crops.auto_crops(source.typical_pixels(), size) if train else 1)
+        self.repeat = repeat
+        self.labels = labels
         self.trivial_augment = trivial_augment and train
+        # A damage_first photo stays decoded until all its crops are made: one photo per lane at a time.
+        self.window = 1 if self.damage_first else lanes_.WINDOW
         self._bad = {}   # source index -> (name, reason) of files this process found unreadable
         self._ta = None
+        self._plans, self._cut = {}, {}
         if self.trivial_augment:
             from torchvision.transforms import TrivialAugmentWide  # only paid for when asked
 
             self._ta = TrivialAugmentWide()
 
+    def passes(self, lanes=1):
+        """Passes over the images in an epoch: data.repeat, or enough for EPOCH_CROPS crops and one photo per lane."""
+        n = len(self.indices)
+        return self.repeat or max(1, math.ceil(defaults.EPOCH_CROPS / (n * self.crops_per_image)), math.ceil(lanes / n))
+
     def __len__(self):
-        return len(self.indices) * self.repeat
+        return len(self.indices) * self.passes()
+
+    def __getstate__(self):   # workers start with empty caches
+        return {**self.__dict__, "_plans": {}, "_cut": {}}
 
     def __getitem__(self, key):
-        """key = (epoch, i); a bare int i means epoch 0 (handy for inspection and evaluation)."""
+        """key = (epoch, i); a bare int i means epoch 0; a 4-tuple is a `lane_batch` key."""
+        if isinstance(key, tuple) and len(key) == 4:
+            return self.lane_batch(key)
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        rng = np.random.default_rng([self.seed, epoch if self.train else 0, i])
-        src_i, clean, skipped = self._load(i % len(self.indices))
-        if self.damage_first:
-            damaged, clean, mask = self._damage_then_crop(clean, rng)
+        epoch = epoch if self.train else 0
+        src_i, pixels, skipped = self._load(int(self.indices[i % len(self.indices)]))
+        return self._item(pixels, np.random.default_rng([self.seed, epoch, i]), src_i, skipped)
+
+    # -- training batches in lanes (data/lanes.py) ------------------------------------------------
+    def lane_steps(self, lanes):
+        """Steps in an epoch of `lanes` lanes (the global batch); an error if that is none."""
+        steps = self.plan(0, lanes).steps
+        if steps < 1:
+            raise WorkbenchError(f"the global batch of {lanes} needs at least {lanes} photo passes per epoch, but data.repeat = "
+                                 f"{self.repeat} gives {len(self.indices) * self.passes(lanes)}; raise data.repeat or set it to 0.")
+        return steps
+
+    def plan(self, epoch, lanes):
+        key = (epoch, lanes)
+        if key not in self._plans:
+            entries = self.epoch_entries(epoch, lanes)
+            self._plans = {key: lanes_.EpochPlan(entries, lanes=lanes, crops=self.crops_per_image, window=self.window,
+                                                 seed=self.seed, epoch=epoch)}   # one epoch at a time per process
+        return self._plans[key]
+
+    def epoch_entries(self, epoch, lanes):
+        """The epoch's source indices, pass after pass, each pass in the source's epoch order."""
+        passes = [self.source.order(self.indices, np.random.default_rng([self.seed, epoch, r, 1])) for r in range(self.passes(lanes))]
+        return np.concatenate(passes)
+
+    def lane_batch(self, key):
+        """The crops of `lanes` at step t of the epoch, stacked: one DataLoader message per worker and step."""
+        epoch, t, total, lane_ids = key
+        plan = self.plan(epoch, total)
+        items = [self._lane_item(plan, epoch, *plan.position(lane, t)) for lane in lane_ids]
+        batch = {k: torch.stack([it[k] for it in items]) if isinstance(items[0][k], torch.Tensor) else [it[k] for it in items]
+                 for k in items[0]}
+        batch["index"] = torch.as_tensor(batch["index"])
+        if "label" in batch:
+            batch["label"] = torch.as_tensor(batch["label"])
+        return batch
+
+    def _lane_item(self, plan, epoch, p, k):
+        """Crop k of the photo at epoch position p. Decoding the photo cuts all its crops' regions
+        at once (small uint8 copies); each is finished (augmented, degraded) when asked for."""
+        key = (epoch, p)
+        cut = self._cut.get(key)
+        if cut is None:
+            if any(e != epoch for e, _ in self._cut):
+                self._cut = {}   # an earlier epoch's leftovers (an interrupted epoch)
+            src_i, pixels, skipped = self._load(int(plan.entries[p]))
+            rngs = {j: np.random.default_rng([self.seed, epoch, p, j]) for j in range(self.crops_per_image)}
+            regions = None if self.damage_first or not crops.can_cut(pixels.shape, self.size, self.pad) else \
+                {j: crops.train_region(pixels, rngs[j], self.size, self.pad) for j in rngs}
+            cut = self._cut[key] = {"src": src_i, "skipped": skipped, "rngs": rngs, "regions": regions,
+                                    "pixels": None if regions else pixels}
+        rng = cut["rngs"].pop(k)
+        if cut["regions"] is not None:
+            item = self._finish(to_float(cut["regions"].pop(k)), rng, cut["src"], cut["skipped"])
         else:
-            clean = (self._augment(clean, rng) if self.train else centre_crop(clean, self.size)).contiguous()
-            damaged, mask = apply_chain(self.chain, clean, rng)
+            item = self._item(cut["pixels"], rng, cut["src"], cut["skipped"])
+        if not cut["rngs"]:
+            del self._cut[key]   # every crop made: the photo is released
+        return item
+
+    # -- one item ----------------------------------------------------------------------------------
+    def _item(self, pixels, rng, src_i, skipped):
+        if self.damage_first:
+            damaged, clean, mask = self._damage_then_crop(to_float(pixels), rng)
+            return self._pack(damaged, clean, mask, src_i, skipped)
+        if not self.train:
+            return self._finish(to_float(crops.centre_crop(pixels, self.size)), rng, src_i, skipped, augment=False)
+        if crops.can_cut(pixels.shape, self.size, self.pad):
+            return self._finish(to_float(crops.train_region(pixels, rng, self.size, self.pad)), rng, src_i, skipped)
+        return self._finish(self._crop_padded(to_float(pixels), rng), rng, src_i, skipped)
+
+    def _finish(self, clean, rng, src_i, skipped, augment=True):
+        """A cut crop: 3. flip, 4. TrivialAugmentWide, then the damage."""
+        if augment:
+            clean = self._flip_and_trivial(clean, rng)
+        clean = clean.contiguous()
+        damaged, mask = apply_chain(self.chain, clean, rng)
+        return self._pack(damaged, clean, mask, src_i, skipped)
+
+    def _pack(self, damaged, clean, mask, src_i, skipped):
         if mask is None:
             mask = torch.zeros(1, self.size, self.size, dtype=torch.bool)
-        return {"damaged": damaged.contiguous(), "clean": clean, "mask": mask.to(torch.bool), "index": src_i,
+        item = {"damaged": damaged.contiguous(), "clean": clean, "mask": mask.to(torch.bool), "index": src_i,
                 "skipped": encode_skipped(skipped)}
+        if self.labels is not None:
+            item["label"] = self.source.label(src_i) if self.labels == "source" else self.labels[src_i]
+        return item
 
-    def _load(self, k):
-        """(source index, image, [(name, reason) skipped]): image k of `indices`, or if it cannot be
-        read the next readable one, (k + 1) % n, (k + 2) % n, ..., so the choice is deterministic."""
-        n, skipped = len(self.indices), []
+    def _load(self, src_i):
+        """(source index, pixels, [(name, reason) skipped]): image `src_i`, or if it cannot be read
+        the next readable one in `indices` order (wrapping around), so the choice is deterministic."""
+        n, skipped, start = len(self.indices), [], None
         for step in range(n):
-            src_i = self.indices[(k + step) % n]
-            if src_i not in self._bad:
+            if step == 1:
+                start = int(np.flatnonzero(self.indices == src_i)[0])   # only paid for after a failure
+            cand = src_i if step == 0 else int(self.indices[(start + step) % n])
+            if cand not in self._bad:
                 try:
-                    return src_i, self.source.load(src_i), skipped
+                    return cand, self.source.pixels(cand), skipped
                 except WorkbenchError as e:
-                    self._bad[src_i] = (self.source.name(src_i), str(e))
+                    self._bad[cand] = (self.source.name(cand), str(e))
                     if get_worker_info() is None:   # a worker's warnings reach the user via the trainer
                         warn_unreadable(str(e))
-            skipped.append(self._bad[src_i])
+            skipped.append(self._bad[cand])
         first = skipped[0][1] if skipped else "unknown error"
         raise WorkbenchError(f"no readable image in {_where(self.source)}: none of its {n} images could be read (first: {first})")
 
-    def _augment(self, img, rng):
-        # 1. pad: reflect-pad as the lesson's augmentation does, then up to the crop size for small photos
+    def _crop_padded(self, img, rng):
+        """The float path for photos too small to cut directly: 1. pad, 2. random crop."""
         img = self._pad(img)
-        # 2. random crop
-        img = self._crop(img, *self._corner(img, rng))
-        # 3. flip, 4. TrivialAugmentWide
-        return self._flip_and_trivial(img, rng)
+        return self._crop(img, *self._corner(img, rng))
 
     def _damage_then_crop(self, img, rng):
         """(damaged, clean, mask) crops of the whole photo degraded; the same crop of all three."""
-        if self.train:   # augment the whole photo: pad, flip, TrivialAugmentWide, as `_augment` does
+        if self.train:   # augment the whole photo: pad, flip, TrivialAugmentWide, as a crop would be
             img = self._flip_and_trivial(self._pad(img), rng)
-        img = pad_to(img, self.size).contiguous()
+        img = crops.pad_to(img, self.size).contiguous()
         damaged, mask = apply_chain(self.chain, img, rng)
-        corner = self._corner(img, rng) if self.train else _centre(img, self.size)
+        corner = self._corner(img, rng) if self.train else crops.centre(img, self.size)
         crop = [None if t is None else self._crop(t, *corner).contiguous() for t in (damaged, img, mask)]
         return tuple(crop)
 
     def _pad(self, img):
         if self.pad:
-            img = pad(img, self.pad, self.pad, self.pad, self.pad)
-        return pad_to(img, self.size)
+            img = crops.pad(img, self.pad, self.pad, self.pad, self.pad)
+        return crops.pad_to(img, self.size)
 
     def _corner(self, img, rng):
         _, h, w = img.shape
@@ -141,7 +248,9 @@ class PairDataset(Dataset):
     def __repr__(self):
         kind = "train" if self.train else "valid"
         first = ", damage_first" if self.damage_first else ""
-        return f"PairDataset({kind}, {len(self.indices)} images x {self.repeat}, size={self.size}{first}, chain={[n for n, _ in self.chain]})"
+        crops_ = f", {self.crops_per_image} crops per image" if self.train else ""
+        return (f"PairDataset({kind}, {len(self.indices)} images x {self.passes()}, size={self.size}{crops_}{first}, "
+                f"chain={[n for n, _ in self.chain]})")
 
 
 _WARNED = set()   # reasons already printed by this process: one warning per file
@@ -174,34 +283,6 @@ def decode_skipped(batch):
 def _where(source):
     root = getattr(source, "root", None) or getattr(getattr(source, "base", None), "root", None)
     return str(root) if root is not None else repr(source)
-
-
-def pad(img, left, right, top, bottom):
-    """Reflect-pad a C x H x W image; replicate where the image is too small to reflect."""
-    _, h, w = img.shape
-    mode = "reflect" if max(left, right) < w and max(top, bottom) < h else "replicate"
-    return F.pad(img[None], (left, right, top, bottom), mode=mode)[0]
-
-
-def pad_to(img, size):
-    """Pad evenly on both sides up to size x size where the image is smaller."""
-    _, h, w = img.shape
-    dh, dw = max(size - h, 0), max(size - w, 0)
-    if not dh and not dw:
-        return img
-    return pad(img, dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
-
-
-def centre_crop(img, size):
-    """Deterministic size x size crop from the middle (padded first if the image is smaller)."""
-    img = pad_to(img, size)
-    top, left = _centre(img, size)
-    return img[:, top:top + size, left:left + size]
-
-
-def _centre(img, size):
-    _, h, w = img.shape
-    return (h - size) // 2, (w - size) // 2
 
 
 class EpochSampler(Sampler):
@@ -241,16 +322,6 @@ def make_loader(dataset, sampler, *, batch_size, workers=0, drop_last=False):
         drop_last=drop_last and len(sampler) >= batch_size,
         pin_memory=torch.cuda.is_available(),  # page-locked memory only helps copies to a GPU
         persistent_workers=workers > 0,  # keys carry the epoch, so reused workers stay reproducible
-        worker_init_fn=_init_worker if workers > 0 else None,
+        worker_init_fn=lanes_.init_worker if workers > 0 else None,
     )
 
-
-def _init_worker(worker_id):
-    # Each worker would otherwise start one thread per core: N workers x N threads oversubscribe.
-    torch.set_num_threads(1)
-    try:
-        import cv2  # degradations may use OpenCV, which has its own thread pool
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass

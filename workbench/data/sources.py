@@ -1,9 +1,12 @@
 """Image sources: scikit-image's sample photos, a folder searched recursively, or Tiny ImageNet;
 the folder or the Tiny ImageNet root may come as a .zip, extracted once beside it (data/archive.py).
 
-Every source has `len(src)`, `src.load(i)` -> float tensor 3 x H x W in [0, 1], `src.name(i)`,
-`src.label(i)` -> class index or None, and `src.classes`. Folder sources hold paths only and read
-pixels per item, so a DataLoader worker never receives a copy of the whole data set.
+Every source has `len(src)`, `src.pixels(i)` -> 3 x H x W uint8 (float32 in [0, 1] for 16-bit
+photos), `src.load(i)` -> the same as float in [0, 1], `src.name(i)`, `src.label(i)` -> class
+index or None, `src.classes`, `src.order(indices, rng)` -> one epoch's order of `indices` and
+`src.typical_pixels()`. Folder sources hold paths only and read pixels per item, so a DataLoader
+worker never receives a copy of the whole data set. A folder `workbench prepare` wrote is a
+ShardSource (data/shards.py).
 """
 from pathlib import Path
 
@@ -11,8 +14,9 @@ import numpy as np
 import torch
 
 from workbench.data import archive
+from workbench.data.shards import ShardSource, is_prepared
 from workbench.errors import WorkbenchError
-from workbench.imageio import IMAGE_SUFFIXES, list_images, read_image
+from workbench.imageio import IMAGE_SUFFIXES, list_images, read_pixels, to_float
 
 # Everyday colour photos that ship inside the scikit-image wheel (no pooch download). Left out:
 # hubble_deep_field (82% black sky), retina (black border, 1411 px), colorwheel and logo
@@ -34,13 +38,20 @@ class SampleSource:
     def __len__(self):
         return len(self.names)
 
-    def __getitem__(self, i):
+    def pixels(self, i):
         name = self.names[i]
         if name not in self._cache:
             self._cache[name] = _skimage_photo(name)
-        return torch.from_numpy(self._cache[name]).permute(2, 0, 1).float().div_(255)
+        return torch.from_numpy(self._cache[name]).permute(2, 0, 1)
 
-    load = __getitem__
+    def load(self, i):
+        return to_float(self.pixels(i))
+
+    __getitem__ = load
+    order = staticmethod(lambda indices, rng: shuffled(indices, rng))
+
+    def typical_pixels(self):
+        return 512 * 512   # the sample photos are about 512 x 512
 
     def name(self, i):
         return self.names[i]
@@ -71,10 +82,18 @@ class FolderSource:
     def __len__(self):
         return len(self.files)
 
+    def pixels(self, i):
+        return read_pixels(self.root / self.files[i])
+
     def load(self, i):
-        return read_image(self.root / self.files[i])
+        return to_float(self.pixels(i))
 
     __getitem__ = load
+    order = staticmethod(lambda indices, rng: shuffled(indices, rng))
+
+    def typical_pixels(self):
+        """Median pixel count of up to 16 photos spread over the folder, from their headers only."""
+        return median_pixels(self.root / self.files[k] for k in np.linspace(0, len(self) - 1, min(len(self), 16)).astype(int))
 
     def name(self, i):
         return self.files[i]
@@ -109,6 +128,11 @@ def open_source(spec, *, split="train", limit=0):
         src = SampleSource()
         return SampleSource(src.names[:limit]) if limit > 0 else src
     path = _local(spec, key)
+    if is_prepared(path):
+        try:
+            return ShardSource(path).limited(limit)
+        except WorkbenchError as e:
+            raise WorkbenchError(f"{key}: {e}") from e
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         src = FolderSource(path.parent, [path.name])
     elif not path.is_dir():
@@ -144,7 +168,7 @@ def _check_readable(src, key, path):
     errors = []
     for i in range(len(src)):
         try:
-            src.load(i)
+            src.pixels(i)
             return
         except WorkbenchError as e:
             errors.append(str(e))
@@ -248,16 +272,25 @@ class RegionSource:
         return len(self.base)
 
     def load(self, i):
-        img = self.base.load(i)
+        return to_float(self.pixels(i))
+
+    def pixels(self, i):
+        img = self.base.pixels(i)
         axis = -1 if img.shape[-1] >= img.shape[-2] else -2
         length = img.shape[axis]
         if length < 2:
             return img   # a 1-pixel photo cannot be split: it serves both parts (a smoke test, not a measurement)
         cut = min(length - 1, max(1, round(length * (1 - self.fraction))))
         keep = slice(None, cut) if self.part == "train" else slice(cut, None)
-        return (img[..., keep] if axis == -1 else img[..., keep, :]).contiguous()
+        return img[..., keep] if axis == -1 else img[..., keep, :]
 
     __getitem__ = load
+
+    def order(self, indices, rng):
+        return self.base.order(indices, rng)
+
+    def typical_pixels(self):
+        return self.base.typical_pixels() * (1 - self.fraction if self.part == "train" else self.fraction)
 
     def name(self, i):
         return self.base.name(i)
@@ -270,7 +303,7 @@ class RegionSource:
         sides = []
         for i in range(len(self)):
             try:
-                sides.append(min(self.load(i).shape[-2:]))
+                sides.append(min(self.pixels(i).shape[-2:]))
             except WorkbenchError:
                 continue   # training skips it with a warning; it must not stop the run here
         if not sides:
@@ -297,6 +330,9 @@ def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
     if str(train) != "sample" and train.is_dir() and is_tiny_imagenet(train):
         valid_src = open_source(train, split="valid", limit=limit)
         return (train_src, list(range(len(train_src)))), (valid_src, list(range(len(valid_src))))
+    if isinstance(train_src, ShardSource):   # hold out whole photos: a photo's sub-images overlap
+        tr, va = train_src.split(valid_fraction, seed)
+        return (train_src, tr), (train_src, va)
     n = len(train_src)
     if 1 < n < MIN_IMAGES_FOR_IMAGE_SPLIT:
         fraction = max(valid_fraction, MIN_REGION_FRACTION)
@@ -304,3 +340,22 @@ def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
         return (RegionSource(train_src, "train", fraction), every), (RegionSource(train_src, "valid", fraction), every)
     tr, va = split_train_valid(n, valid_fraction, seed)
     return (train_src, tr), (train_src, va)
+
+
+def shuffled(indices, rng):
+    """An epoch's order of `indices` for sources read at random: a permutation."""
+    return rng.permutation(np.asarray(indices, dtype=np.int64))
+
+
+def median_pixels(paths):
+    """Median width x height over `paths`, read from the image headers (no decoding)."""
+    from PIL import Image
+
+    sizes = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                sizes.append(im.size[0] * im.size[1])
+        except Exception:   # an unreadable file is reported when it is read for training
+            continue
+    return int(np.median(sizes)) if sizes else 0

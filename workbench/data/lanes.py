@@ -1,0 +1,146 @@
+"""Training batches in lanes: one lane per place in the global batch, each reading its own photos.
+
+An epoch's photos (`repeat` passes over the training images, each in the source's epoch order:
+shuffled, or for a prepared set its shards shuffled) are cut into L contiguous runs of equal
+length, L = the global batch (data.batch_size x processes). Lane l gives K = crops_per_image crops
+of each of its photos, shuffled within windows of a few photos; step t takes crop t of every lane.
+Rank r of W trains on lanes r*b .. (r+1)*b - 1 (b = data.batch_size), and DataLoader worker g of a
+rank makes the crops of every nw-th of its lanes. So:
+- each photo is decoded once per epoch, by one worker of one rank, and a prepared set's lanes read
+  their shards front to back (a shard at the edge of two runs is shared, each sub-image read once);
+- a batch holds crops of L different photos, and is the same with any number of workers; the
+  ranks' batches together are the one-process batch of the same global size (the order depends
+  on the global batch, not on the processes: MosaicML streaming calls this elastic determinism);
+- an item is a function of (seed, epoch, position, crop), so a resume in the middle of an epoch
+  starts at its step without replaying anything.
+Photos beyond the last full run (fewer than L) wait for another epoch, whose order differs.
+"""
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from workbench.errors import WorkbenchError
+
+WINDOW = 8   # photos whose crops a lane shuffles together: consecutive steps mix 8 photos per lane
+
+
+class EpochPlan:
+    """Where each lane's crops come from in one epoch (a pure function of seed, epoch, lanes)."""
+
+    def __init__(self, entries, *, lanes, crops, window, seed, epoch):
+        self.entries, self.lanes, self.crops, self.window = entries, lanes, crops, window
+        self.seed, self.epoch = seed, epoch
+        self.per_lane = len(entries) // lanes
+        self.starts = np.arange(lanes, dtype=np.int64) * len(entries) // lanes
+        self.steps = self.per_lane * crops
+        self._perms = {}
+
+    def position(self, lane, t):
+        """(p, k): lane `lane` gives crop k of the epoch's photo at position p at step t."""
+        j, r = divmod(t, self.window * self.crops)
+        perm = self._perms.get(lane)
+        if perm is None or perm[0] != j:
+            count = min(self.window, self.per_lane - j * self.window)
+            order = np.random.default_rng([self.seed, self.epoch, lane, j]).permutation(count * self.crops)
+            perm = self._perms[lane] = (j, order)
+        code = int(perm[1][r])
+        return int(self.starts[lane]) + j * self.window + code // self.crops, code % self.crops
+
+
+class LaneSampler(Sampler):
+    """Keys (epoch, step, L, lanes) for one rank: per step, one key per worker group of lanes, so
+    the DataLoader's round robin gives each worker the same lanes every step."""
+
+    def __init__(self, dataset, *, batch_size, rank=0, world=1, groups=1):
+        self.dataset, self.total = dataset, batch_size * world
+        mine = list(range(rank * batch_size, (rank + 1) * batch_size))
+        groups = max(1, min(groups, batch_size))
+        self.groups = [tuple(mine[g::groups]) for g in range(groups)]
+        self.steps = dataset.lane_steps(self.total)
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch, skip=0):
+        """`skip` leaves out the epoch's first steps (a run resumed in the middle of an epoch)."""
+        self.epoch, self.skip = int(epoch), int(skip)
+
+    def __len__(self):
+        return max(0, self.steps - self.skip) * len(self.groups)
+
+    def __iter__(self):
+        return ((self.epoch, t, self.total, lanes) for t in range(self.skip, self.steps) for lanes in self.groups)
+
+
+class LaneLoader:
+    """Batches of one rank: each step's worker parts put back together in lane order."""
+
+    def __init__(self, loader, sampler):
+        self.loader, self.sampler = loader, sampler
+        lanes = [lane for group in sampler.groups for lane in group]
+        self._order = torch.as_tensor(np.argsort(lanes), dtype=torch.long)   # part order -> lane order
+        self.num_workers = loader.num_workers
+
+    def __len__(self):
+        return max(0, self.sampler.steps - self.sampler.skip)
+
+    def __iter__(self):
+        # The DataLoader's iterator is made now, not at the first batch: making it draws from the
+        # torch RNG, and a resume restores the RNG state saved after that draw.
+        return self._batches(iter(self.loader))
+
+    def _batches(self, parts_iter):
+        parts, n = [], len(self.sampler.groups)
+        for part in parts_iter:
+            parts.append(part)
+            if len(parts) == n:
+                yield merge(parts, self._order)
+                parts = []
+
+
+def merge(parts, order):
+    """One batch from worker parts: tensors concatenated and put in lane order, texts joined."""
+    out = {}
+    for key, first in parts[0].items():
+        if isinstance(first, torch.Tensor):
+            out[key] = torch.cat([p[key] for p in parts])[order] if len(parts) > 1 else first
+        else:
+            values = [v for p in parts for v in p[key]]
+            out[key] = [values[i] for i in order.tolist()]
+    return out
+
+
+def train_loader(dataset, *, batch_size, workers, rank=0, world=1):
+    """(loader, sampler) of the training batches of this rank; `workers` -1 picks the count."""
+    if batch_size < 1:
+        raise WorkbenchError(f"data.batch_size must be 1 or more, got {batch_size}.")
+    workers = auto_workers(batch_size) if workers < 0 else workers
+    sampler = LaneSampler(dataset, batch_size=batch_size, rank=rank, world=world, groups=max(workers, 1))
+    loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers,
+                        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                        worker_init_fn=init_worker if workers > 0 else None)
+    return LaneLoader(loader, sampler), sampler
+
+
+def auto_workers(lanes):
+    """data.workers = -1: one loader process per core this rank has, less one for the training
+    process, at least one; a divisor of the rank's lanes so each worker keeps its lanes."""
+    want = max(1, cores() - 1)
+    return max(d for d in range(1, lanes + 1) if lanes % d == 0 and d <= want)
+
+
+def cores():
+    """Cores this process may use, shared among the torchrun processes of this machine."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, n // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+def init_worker(worker_id):
+    # Each worker would otherwise start one thread per core: N workers x N threads oversubscribe.
+    torch.set_num_threads(1)
+    try:
+        import cv2  # degradations may use OpenCV, which has its own thread pool
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass

@@ -1,0 +1,161 @@
+"""A prepared data set (`workbench prepare`): sub-images of photos in WebDataset tar shards.
+
+Layout of a prepared folder:
+    manifest.json      {"format": "workbench-shards", "version": 1, "count": N, "photos": P,
+                        "size": 480, "step": 240, "shards": [{"file": "shard-000000.tar", "count": n}, ...],
+                        "classes": [...], "source": "what was prepared"}; written last, so a folder
+                        without it is an interrupted preparation
+    index.npy          int64 N x 5: shard, data offset, data size, photo, label (-1: none), one row
+                        per sub-image in shard order; read with allow_pickle=False
+    photos.txt         one JSON string per line: the photo each sub-image was cut from
+    shard-NNNNNN.tar   WebDataset shards: member KEY.png (8-bit RGB sub-image) and KEY.json
+                       ({"photo", "top", "left", "label"}), KEY = the sub-image's number, 9 digits
+
+The shards are plain WebDataset tars (`webdataset.WebDataset("shard-{000000..000009}.tar")` reads
+them), so other tools can use them too. The workbench itself reads a sub-image by the offset the
+index gives: a lane (data/lanes.py) reads a contiguous run of sub-images, so a shard is read from
+front to back by one lane, with no tar parsing at training time and an exact place to resume from.
+"""
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import WorkbenchError
+from workbench.imageio import decode_pixels
+
+FORMAT, VERSION = "workbench-shards", 1
+MANIFEST, INDEX, PHOTOS = "manifest.json", "index.npy", "photos.txt"
+COLUMNS = ("shard", "offset", "size", "photo", "label")
+SHARD, OFFSET, SIZE, PHOTO, LABEL = range(5)
+OPEN_FILES = 8   # shard files a process keeps open: a lane reads one at a time
+
+
+def is_prepared(path):
+    """True for a folder `workbench prepare` wrote (complete or interrupted)."""
+    path = Path(path)
+    return path.is_dir() and ((path / MANIFEST).is_file() or (path / INDEX).is_file())
+
+
+class ShardSource:
+    """The sub-images of a prepared folder, in index order; `photo(i)` groups them by photo so a
+    validation split never shares a photo with training (neighbouring sub-images overlap)."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        manifest = self.root / MANIFEST
+        if not manifest.is_file():
+            raise WorkbenchError(f"{self.root} has no {MANIFEST}: its preparation was interrupted or it is not a prepared "
+                                 f"folder; delete it and run `workbench prepare` again.")
+        try:
+            meta = json.loads(manifest.read_text())
+            index = np.load(self.root / INDEX, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise WorkbenchError(f"{self.root}: cannot read the prepared set ({e}); run `workbench prepare` again.") from e
+        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise WorkbenchError(f"{manifest} is not a version-{VERSION} {FORMAT} manifest; prepare the data again with this workbench.")
+        if index.ndim != 2 or index.shape[1] != len(COLUMNS) or len(index) != meta["count"]:
+            raise WorkbenchError(f"{self.root / INDEX} does not match {MANIFEST} ({meta['count']} sub-images); run `workbench prepare` again.")
+        self.meta, self.index = meta, index
+        self.files = [s["file"] for s in meta["shards"]]
+        self.classes = list(meta.get("classes", []))
+        self.size = int(meta.get("size", 0))
+        self._photos = None   # photo names, read on first use (a million names is tens of MB)
+        self._open = {}
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getstate__(self):   # open files do not cross to DataLoader workers; each opens its own
+        return {**self.__dict__, "_open": {}, "_photos": None}
+
+    def pixels(self, i):
+        shard, offset, size = (int(v) for v in self.index[i, :3])
+        f = self._file(shard)
+        f.seek(offset)
+        data = f.read(size)
+        if len(data) != size:
+            raise WorkbenchError(f"{self.root / self.files[shard]}: sub-image {i} is cut short; the shard is damaged, prepare the data again.")
+        return decode_pixels(io.BytesIO(data), f"{self.files[shard]}:{i:09d}.png")
+
+    def load(self, i):
+        return self.pixels(i).float().div_(255)
+
+    __getitem__ = load
+
+    def _file(self, shard):
+        f = self._open.get(shard)
+        if f is None:
+            if len(self._open) >= OPEN_FILES:
+                self._open.pop(next(iter(self._open))).close()
+            try:
+                f = self._open[shard] = open(self.root / self.files[shard], "rb")
+            except OSError as e:
+                raise WorkbenchError(f"{self.root / self.files[shard]}: cannot open the shard ({e.strerror}); check the prepared folder.") from e
+        return f
+
+    def photo(self, i):
+        return int(self.index[i, PHOTO])
+
+    def name(self, i):
+        if self._photos is None:
+            with open(self.root / PHOTOS, encoding="utf-8") as f:
+                self._photos = [json.loads(line) for line in f]
+        return f"{self._photos[self.photo(i)]}#{i:09d}"
+
+    def label(self, i):
+        label = int(self.index[i, LABEL])
+        return None if label < 0 else label
+
+    def typical_pixels(self):
+        """Median pixel count of up to 16 sub-images, from their PNG headers (photos smaller than
+        the cut size, such as Tiny ImageNet's, were stored whole)."""
+        from PIL import Image
+
+        sizes = []
+        for i in np.linspace(0, len(self) - 1, min(len(self), 16)).astype(int):
+            shard, offset, size = (int(v) for v in self.index[i, :3])
+            f = self._file(shard)
+            f.seek(offset)
+            with Image.open(io.BytesIO(f.read(min(size, 4096)))) as im:
+                sizes.append(im.size[0] * im.size[1])
+        return int(np.median(sizes))
+
+    def close(self):
+        for f in self._open.values():
+            f.close()
+        self._open = {}
+
+    __del__ = close
+
+    def order(self, indices, rng):
+        """An epoch's order: the shards shuffled, each shard's sub-images in stored order, so a
+        lane's contiguous run of the order reads its shards front to back."""
+        indices = np.asarray(indices, dtype=np.int64)
+        rank = rng.permutation(len(self.files))
+        return indices[np.argsort(rank[self.index[indices, SHARD]], kind="stable")]
+
+    def split(self, fraction, seed):
+        """(train, valid) sub-image indices holding out whole photos: `fraction` of them, at least one."""
+        photos = self.index[:, PHOTO]
+        ids = np.unique(photos)
+        if len(ids) < 2:
+            every = np.arange(len(self))
+            return every, every
+        n_valid = min(max(1, round(len(ids) * fraction)), len(ids) - 1)
+        held = np.random.default_rng(seed).permutation(ids)[:n_valid]
+        is_valid = np.isin(photos, held)
+        return np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
+
+    def limited(self, limit):
+        """The first `limit` sub-images (all when limit <= 0)."""
+        if limit <= 0 or limit >= len(self):
+            return self
+        view = object.__new__(ShardSource)
+        view.__dict__.update(self.__getstate__())
+        view.index = self.index[:limit]
+        return view
+
+    def __repr__(self):
+        return f"ShardSource({str(self.root)!r}, {len(self)} sub-images in {len(self.files)} shards)"
