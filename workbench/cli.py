@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from workbench import __version__, cli_author, cli_data, cli_judge, cli_train
+from workbench import __version__, cli_author, cli_data, cli_judge, cli_prepare, cli_train
 from workbench import plugins as plugin_manager
 from workbench.cli_base import UserError, get_plugins
 from workbench.errors import WorkbenchError
@@ -94,7 +94,8 @@ def recipes():
 
 # The other commands live in small modules by theme; the group gathers them.
 for _command in (cli_data.degrade, cli_data.batch, cli_train.run, cli_train.lr_find_cmd, cli_judge.eval_cmd,
-                 cli_judge.grid, cli_judge.restore, cli_judge.extend, cli_author.new, cli_author.check):
+                 cli_judge.grid, cli_judge.restore, cli_judge.extend, cli_author.new, cli_author.check,
+                 cli_prepare.prepare):
     cli.add_command(_command)
 
 
