@@ -1,9 +1,11 @@
 """`workbench eval`, `grid`, `restore` and `extend`: judging and using trained restorers."""
+import contextlib
 from pathlib import Path
 
 import click
 
 from workbench.cli_base import get_plugins
+from workbench.errors import WorkbenchError
 
 # eval and restore both offer it: the same flag, the same words
 SELF_ENSEMBLE = click.option("--self-ensemble", is_flag=True, help="Average the model over 8 flips and quarter turns of "
@@ -24,14 +26,32 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
     """Measure a trained restorer against the damaged input and classical baselines (PSNR/SSIM)."""
     from workbench.evaluate import evaluate, table, write_json
 
-    result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop, device=device,
-                               tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble)
-    if json_out:
-        write_json(result, json_out)
-    click.echo(table(result))
-    if Path(run_dir).is_dir():   # a bare checkpoint file has no run directory to write into
-        write_json(result, Path(run_dir) / "eval.json")
-        _write_report(run_dir, samples)
+    with _ranks(device) as sp:
+        result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop,
+                                   device=sp.device, tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble, spread=sp)
+        if not sp.leader:
+            return   # under torchrun rank 0 alone prints and writes
+        if json_out:
+            write_json(result, json_out)
+        click.echo(table(result))
+        if Path(run_dir).is_dir():   # a bare checkpoint file has no run directory to write into
+            write_json(result, Path(run_dir) / "eval.json")
+            _write_report(run_dir, samples)
+
+
+@contextlib.contextmanager
+def _ranks(device):
+    """`workbench.spread.join` for eval and restore under torchrun (one rank of one without it). The
+    ranks stop together on an error; rank 0 alone prints it, so the user reads one line, not N."""
+    from workbench import spread
+
+    try:
+        with spread.join(device) as sp:
+            yield sp
+    except WorkbenchError:
+        if spread.env_rank() == 0:
+            raise
+        raise click.exceptions.Exit(2) from None
 
 
 REPORT_SAMPLES = 24   # images with sliders in report.html: enough to judge, small enough to open fast
@@ -64,12 +84,15 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble)
     """
     from workbench.restore import restore_files
 
-    done = restore_files(run_dir, inputs, outdir, mask=mask, tile=tile, overlap=overlap, device=device, plugins=get_plugins(),
-                         self_ensemble=self_ensemble)
-    for src, dst, size_in, size_out in done:
-        click.echo(f"{src} ({size_in[0]}x{size_in[1]}) -> {dst} ({size_out[0]}x{size_out[1]})")
-    skipped = f"; {len(done.skipped)} unreadable skipped" if done.skipped else ""
-    click.echo(f"Restored {len(done)} photo(s) into {outdir}{skipped}")
+    with _ranks(device) as sp:
+        done = restore_files(run_dir, inputs, outdir, mask=mask, tile=tile, overlap=overlap, device=sp.device,
+                             plugins=get_plugins(), self_ensemble=self_ensemble, spread=sp)
+        if not sp.leader:
+            return   # under torchrun rank 0 alone prints the merged list
+        for src, dst, size_in, size_out in done:
+            click.echo(f"{src} ({size_in[0]}x{size_in[1]}) -> {dst} ({size_out[0]}x{size_out[1]})")
+        skipped = f"; {len(done.skipped)} unreadable skipped" if done.skipped else ""
+        click.echo(f"Restored {len(done)} photo(s) into {outdir}{skipped}")
 
 
 @click.command()

@@ -21,10 +21,13 @@ METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
 
 
 def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
-             which="best", self_ensemble=False):
+             which="best", self_ensemble=False, spread=None):
     """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images]).
-    self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.restore)."""
+    self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.restore).
+    spread: a `workbench.spread.Spread` under torchrun (pass its `device` too): this rank judges its
+    share of the images; every rank returns the merged result, rank 0 alone the samples."""
     from workbench.restore import restore_tensor
+    from workbench.spread import Spread, in_order
 
     model, state = checkpoint.load_model(run_dir, plugins, which=which)
     if checkpoint.task_of(state, plugins) == "classify":
@@ -38,34 +41,55 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     model.to(device).eval()
     baselines = for_chain(chain)
     images, skipped = _images(data, recipe)
-    rows, samples, range_notes = [], [], set()
-    for i, (name, read) in enumerate(images):
-        if limit and len(rows) >= limit:
-            break
+    sp = spread or Spread()
+
+    def judge(i, name, read):
+        """One image -> (row, value-range notes, sample, None), or (None, None, None, why) for an
+        image that cannot be judged (skipped); any other error stops the command."""
         try:
             clean = protocol.modcrop(read(), scale)
             if min(clean.shape[-2:]) <= 2 * crop:
                 raise WorkbenchError(f"{name}: too small to judge ({clean.shape[-1]}x{clean.shape[-2]} after cropping to a "
                                      f"multiple of {scale} and {crop} border pixels).")
         except WorkbenchError as e:
-            print(f"warning: skipped {name}: {e}", file=sys.stderr)
-            skipped.append({"name": name, "reason": str(e)})
-            continue
+            return None, None, None, str(e)
+        # Seeded by the image's place in the whole list, not in this rank's share: any split judges alike.
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
         # A model that takes the mask is told where the damage is, as Telea is (workbench.masks).
         raw = restore_tensor(model, damaged, mask=mask, tile=tile, device=device, clamp=False, self_ensemble=self_ensemble)
-        range_notes.update(protocol.range_warnings({"input": damaged, "output": raw, "target": clean}))
+        notes = protocol.range_warnings({"input": damaged, "output": raw, "target": clean})
         outputs = {"model": raw.clamp(0, 1), "input": damaged}
         outputs.update({m: fn(clean, damaged, mask) for m, fn in baselines.items()})
-        rows.append({"name": name, "size": [clean.shape[-1], clean.shape[-2]],
-                     "metrics": {m: protocol.measure(out, clean, crop=crop, mask=mask) for m, out in outputs.items()}})
-        if len(samples) < keep:
-            samples.append({"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean,
-                            "baselines": {m: outputs[m] for m in baselines}, "metrics": rows[-1]["metrics"]})
+        row = {"name": name, "size": [clean.shape[-1], clean.shape[-2]],
+               "metrics": {m: protocol.measure(out, clean, crop=crop, mask=mask) for m, out in outputs.items()}}
+        sample = {"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean,
+                  "baselines": {m: outputs[m] for m in baselines}, "metrics": row["metrics"]}
+        return row, notes, sample, None
+
+    kept = {}   # index -> sample: the report's images stay on their rank until rank 0 asks for them
+    parts = sp.settle(lambda: _judge_share(sp.mine(images), judge, limit=limit, keep=keep, kept=kept, warn=sp.world == 1))
+    # 1. merge in input order, stopping where one process would have stopped (`limit` rows)
+    rows, range_notes, taken = [], set(), []
+    for i, (row, notes, skip) in in_order(parts):
+        if limit and len(rows) >= limit:
+            break
+        if skip:
+            skipped.append(skip)
+            if sp.world > 1 and sp.leader:
+                print(f"warning: skipped {skip['name']}: {skip['reason']}", file=sys.stderr)
+            continue
+        rows.append(row)
+        range_notes.update(notes)
+        taken.append(i)
+    # 2. the first `keep` judged images, gathered on rank 0 only (full-size images are not small)
+    wanted = set(taken[:keep])
+    gathered = sp.to_leader([(i, s) for i, s in kept.items() if i in wanted])
+    samples = [s for _, s in in_order(gathered)] if gathered is not None else []
     if not rows:
         raise WorkbenchError(f"no readable images to evaluate ({len(skipped)} skipped); check --data.")
-    for note in sorted(range_notes):
-        print(f"warning: value ranges differ: {note}; scores would be meaningless.", file=sys.stderr)
+    if sp.leader:
+        for note in sorted(range_notes):
+            print(f"warning: value ranges differ: {note}; scores would be meaningless.", file=sys.stderr)
     methods = list(rows[0]["metrics"])
     mean = {m: {k: _mean([r["metrics"][m].get(k) for r in rows]) for k in METRICS if k in rows[0]["metrics"][m]} for m in methods}
     # The headline: Y, as published SR/JPEG results are; RGB where the damage keeps luma (Y would
@@ -83,6 +107,27 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
         "images": rows, "skipped": skipped,
     }
     return result, samples
+
+
+def _judge_share(share, judge, *, limit, keep, kept, warn):
+    """This rank's [(index, (name, loader))] -> [(index, (row, range notes, None) or (None, None, skip))].
+    It stops after `limit` rows and keeps the first `keep` samples in `kept`: one process's first
+    `limit` (`keep`) rows are each rank's first ones, so the merge finds all it needs."""
+    records, n_rows = [], 0
+    for i, (name, read) in share:
+        if limit and n_rows >= limit:
+            break
+        row, notes, sample, reason = judge(i, name, read)
+        if reason is not None:
+            if warn:
+                print(f"warning: skipped {name}: {reason}", file=sys.stderr)
+            records.append((i, (None, None, {"name": name, "reason": reason})))
+            continue
+        records.append((i, (row, sorted(notes), None)))
+        n_rows += 1
+        if len(kept) < keep:
+            kept[i] = sample
+    return records
 
 
 def _scale(chain):

@@ -170,7 +170,7 @@ class Restored(list):
 
 
 def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, device="auto", plugins=None,
-                  self_ensemble=False):
+                  self_ensemble=False, spread=None):
     """Restore image files and folders with a run's best checkpoint into `outdir`, under the same
     names (folders keep their sub-folders). An unreadable input is skipped with a warning; returns
     a `Restored` list of (input path, output path, (w, h) in, (w, h) out).
@@ -178,8 +178,11 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     mask: for a model that takes the mask of missing pixels (a masked inpainting U-Net): a mask
     image for a single input, or a folder with a mask under each input's name (any image suffix).
     self_ensemble: average the 8 flips and quarter turns of each tile (8x the time; see the module docstring).
+    spread: a `workbench.spread.Spread` under torchrun (pass its `device` too): this rank restores
+    its share, and every rank returns the whole merged list; rank 0 alone prints the skip warnings.
     """
     from workbench import plugins as plugin_manager
+    from workbench.spread import Spread, in_order
 
     check_tiling(tile, overlap)  # before the slow model load
     plugins = plugins if plugins is not None else plugin_manager.load()
@@ -195,28 +198,50 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     for path, dst, _ in jobs:
         if dst.resolve() == path.resolve():
             raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")
+    # Every check above ran on the whole list on every rank, so all ranks agree before any work.
+    sp = spread or Spread()
+    opts = dict(model=model, recipe=state["recipe"], tile=tile, overlap=overlap, device=dev,
+                self_ensemble=self_ensemble, warn=sp.world == 1)   # more ranks: rank 0 warns, in input order
+    parts = sp.settle(lambda: [(i, _restore_one(*job, **opts)) for i, job in sp.mine(jobs)])
     results = Restored()
-    for path, dst, mask_path in jobs:
-        try:
-            img = read_image(path)
-            hole = None if mask_path is None else masks.read_mask(mask_path, (img.shape[2], img.shape[1]))
-        except WorkbenchError as e:
-            print(f"Warning: skipped {e}", file=sys.stderr)
-            results.skipped.append((path, str(e)))
+    for i, (reason, size_in, size_out) in in_order(parts):
+        path, dst, _ = jobs[i]
+        if reason is None:
+            results.append((path, dst, size_in, size_out))
             continue
-        size_in = (img.shape[2], img.shape[1])
-        img, scale = prepare_input(img, state["recipe"])
-        if hole is not None and scale > 1:
-            hole = hole.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-        out = restore_tensor(model, img, mask=hole, tile=tile, overlap=overlap, device=dev, self_ensemble=self_ensemble)
-        del img  # free the input before write_image makes its 8-bit copies
-        write_image(out, dst)
-        results.append((path, dst, size_in, (out.shape[2], out.shape[1])))
+        results.skipped.append((path, reason))
+        if sp.world > 1 and sp.leader:
+            print(f"Warning: skipped {reason}", file=sys.stderr)
     if not results:
         # "restored", not "read": a mask of the wrong size skips a readable photo too
         raise WorkbenchError(f"None of the {len(jobs)} inputs could be restored (first: {results.skipped[0][1]}); "
                              "see the warnings above.")
     return results
+
+
+def _restore_one(path, dst, mask_path, *, model, recipe, tile, overlap, device, self_ensemble, warn):
+    """Restore one photo into `dst` -> (None, (w, h) in, (w, h) out), or (why it was skipped, None, None)."""
+    try:
+        img = read_image(path)
+        hole = None if mask_path is None else masks.read_mask(mask_path, (img.shape[2], img.shape[1]))
+    except WorkbenchError as e:
+        if warn:
+            print(f"Warning: skipped {e}", file=sys.stderr)
+        return str(e), None, None
+    size_in = (img.shape[2], img.shape[1])
+    img, scale = prepare_input(img, recipe)
+    if hole is not None and scale > 1:
+        hole = hole.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    out = restore_tensor(model, img, mask=hole, tile=tile, overlap=overlap, device=device, self_ensemble=self_ensemble)
+    del img  # free the input before write_image makes its 8-bit copies
+    try:
+        write_image(out, dst)
+    except OSError as e:
+        # A full disk or a folder in the way stops the command (the next photo would fail too),
+        # as one line; under torchrun it may happen on one rank only, and reaches all (spread).
+        raise WorkbenchError(f"{dst}: cannot write the restored photo ({e.strerror or e}); "
+                             "check the output folder.") from e
+    return None, size_in, (out.shape[2], out.shape[1])
 
 
 def _mask_finder(mask, found, wanted, run_dir):
