@@ -6,7 +6,9 @@ AdamW with the one-cycle schedule, autocast (bf16 where the card supports it, el
 GradScaler), gradient clipping, and the finite-loss check every step (a host sync, as in training).
 The data are random (damaged, clean) pairs already on the GPU, so the numbers measure the model
 step, not the loader. Recipes with the same model, losses, batch and size train identically here
-and share one row.
+and share one row. A second table (gpu_loader.py) then sets the training loader's crops/s, from a
+folder of 12 MP JPEGs and from the same photos prepared as shards, beside superres's consumption
+rate, with the cost of decoding one 12 MP JPEG on the CPU and on the GPU (nvJPEG).
 
     python benchmarks/gpu.py                               # a CUDA machine; ends within --budget-s
     python benchmarks/gpu.py --device cpu --quick          # smoke-tests the script; no numbers to keep
@@ -48,6 +50,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0, help="cap on the timed part of one configuration")
     ap.add_argument("--warmup", type=int, default=10, help="steps before timing (cuDNN choices, allocator, compile)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override for every recipe")
+    ap.add_argument("--no-loader", dest="loader", action="store_false", help="leave out the loader-vs-model table")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -71,10 +74,32 @@ def main():
             "quick": args.quick, "budget_s": args.budget_s,
             "elapsed_s": round(time.perf_counter() - START, 1)}
     print(markdown(info, rows, results))
+    loader = feed(device, results, args) if args.loader else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**info, "rows": results}, indent=1) + "\n")
+    out.write_text(json.dumps({**info, "rows": results, "loader": loader}, indent=1) + "\n")
     print(f"\nwrote {out}")
+
+
+def feed(device, results, args):
+    """The loader-vs-model table: superres's amp+cl rate at 64 px (when measured) beside the loader."""
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gpu_loader
+
+    want = 16 if args.quick else 64
+    model = next((r["images_per_s"] for r in results if "superres" in r["recipes"] and r["size"] == want
+                  and r["config"] == "amp+cl" and r.get("images_per_s")), None)
+    try:
+        rows, decode = gpu_loader.loader_rows(device, model and round(model, 1), quick=args.quick)
+    except Exception as e:   # the training table above stands on its own
+        print(f"\nloader table skipped: {one_line(e)}")
+        return {"error": one_line(e)}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(gpu_loader.markdown(rows, decode, cores))
+    return {"rows": rows, "decode": decode, "cores": cores}
 
 
 def make_rows(names, sizes, plugins, overrides, *, quick):

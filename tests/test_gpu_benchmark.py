@@ -30,6 +30,11 @@ def test_cpu_quick_run_writes_a_row_per_config(tmp_path):
     assert all(r["images_per_s"] > 0 and r["vs_fp32"] > 0 for r in measured)
     assert all(r["note"].startswith("skipped: --quick") for r in rows if r["config"] == "amp+cl+compile")
     assert result["device"] == "cpu" and result["quick"]
+    loader = result["loader"]   # the loader table: JPEG folder and shards, one worker and automatic
+    assert [(r["source"], r["workers"] > 0) for r in loader["rows"]] == [
+        ("JPEG folder", False), ("JPEG folder", True), ("prepared shards", False), ("prepared shards", True)]
+    assert all(r["crops_s"] > 0 for r in loader["rows"]) and loader["decode"]["pillow_ms"] > 0
+    assert "## Loader vs model" in proc.stdout
 
 
 def test_without_cuda_it_says_so_and_exits_0(tmp_path):
