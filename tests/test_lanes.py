@@ -139,11 +139,11 @@ def test_labels_travel_with_the_lane_batches(tmp_path):
 
 
 def test_automatic_crops_and_repeat_and_too_small_an_epoch(tmp_path):
-    assert crops.auto_crops(512 * 512, 64) == 4 and crops.auto_crops(2040 * 1356, 64) == 42
-    assert crops.auto_crops(4000 * 3000, 64) == 64 and crops.auto_crops(64 * 64, 64) == 1
+    assert crops.auto_crops(512 * 512, 64) == 16 and crops.auto_crops(2040 * 1356, 64) == 168
+    assert crops.auto_crops(4000 * 3000, 64) == 256 and crops.auto_crops(64 * 64, 64) == 1
     src = photos(tmp_path / "p", n=2)
     ds = pairs(src, repeat=0, crops_per_image=0)
-    assert ds.crops_per_image == 1 and ds.passes(lanes=16) == 128   # 256 crops of 2 photos
+    assert ds.crops_per_image == 2 and ds.passes(lanes=16) == 64   # 256 crops: 2 photos x 2 crops x 64 passes
     with pytest.raises(WorkbenchError, match="raise data.repeat or set it to 0"):
         LaneSampler(pairs(src, repeat=1), batch_size=4)
 
@@ -153,3 +153,22 @@ def test_auto_workers_divide_the_lanes(monkeypatch):
     assert auto_workers(16) == 4 and auto_workers(6) == 6 and auto_workers(1) == 1
     monkeypatch.setattr("workbench.data.lanes.cores", lambda: 1)
     assert auto_workers(16) == 1
+
+
+def test_workers_start_after_the_parent_used_opencvs_thread_pool(tmp_path):
+    """A loader worker forked after the parent ran a parallel OpenCV call used to hang for ever in
+    cv2.setNumThreads (the child waited for the parent's pool threads): before_fork prevents it."""
+    import subprocess
+    import sys
+
+    photos(tmp_path / "p", n=4)
+    script = f"""
+import cv2, numpy as np
+from workbench.data import PairDataset, open_source, train_loader
+cv2.cvtColor(np.zeros((960, 960, 3), np.uint8), cv2.COLOR_BGR2RGB)   # starts OpenCV's thread pool here
+src = open_source({str(tmp_path / "p")!r})
+loader, sampler = train_loader(PairDataset(src, range(4), [], size=16, crops_per_image=2, repeat=2), batch_size=4, workers=1)
+print(len(list(loader)))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "4", done.stderr

@@ -140,3 +140,40 @@ def test_resume_after_a_signal_mid_epoch_on_shards_is_exact(tmp_path, monkeypatc
     train(recipes.load(str(resumed / "recipe.toml"), plugins), plugins, resume=resumed, device="cpu", progress=False)
     a, b = weights(tmp_path / "straight" / "run"), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loader_workers_read_shards_each_with_its_own_files(prepared):
+    """Forked loader workers inherit the parent's open shard files: reads must not share a file
+    position (two workers once decoded each other's bytes as damaged PNGs)."""
+    from workbench.data import PairDataset, ShardSource, train_loader
+
+    src = ShardSource(prepared)
+    src.pixels(0)   # the parent has the first shard open before the workers fork
+    ds = PairDataset(src, range(len(src)), [], size=16, crops_per_image=2, repeat=2)
+
+    def batches(workers):
+        loader, sampler = train_loader(ds, batch_size=4, workers=workers)
+        sampler.set_epoch(1)
+        return list(loader)
+
+    serial, parallel = batches(0), batches(2)
+    assert len(serial) == len(parallel) > 4
+    assert all(torch.equal(a["clean"], b["clean"]) and a["skipped"] == b["skipped"] for a, b in zip(serial, parallel))
+    assert not any(s for b in parallel for s in b["skipped"])
+
+
+def test_a_forked_process_opens_its_own_shard_files(prepared):
+    from workbench.data import ShardSource
+
+    src = ShardSource(prepared)
+    expected = [src.pixels(i) for i in range(3)]
+    inherited = src._open[0]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: a loader worker as DataLoader forks it
+        ok = src._file(0) is not inherited and all(torch.equal(src.pixels(i), expected[i]) for i in range(3))
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1"
+    assert src._file(0) is inherited

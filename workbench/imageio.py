@@ -13,6 +13,7 @@ from workbench.errors import WorkbenchError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _KINDS = "png/jpg/bmp/tif/webp"
+ORIENTATION = 0x0112   # the EXIF tag exif_transpose reads
 # Pillow's bomb limit, Image.MAX_IMAGE_PIXELS (about 89 MP): Pillow only warns up to twice that and
 # errors beyond; we make the warning an error too, since a 100 MP photo (10000 x 10000) would need
 # over a gigabyte as a float tensor. Such a photo is refused with a message naming the limit: downscale
@@ -53,7 +54,8 @@ def decode_pixels(source, name):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as im:
-                im = ImageOps.exif_transpose(im)
+                if im.getexif().get(ORIENTATION, 1) != 1:   # exif_transpose copies even upright photos: 36 MB at 12 MP
+                    im = ImageOps.exif_transpose(im)
                 arr = _to_rgb_array(im)
     except WorkbenchError:
         raise
@@ -105,7 +107,7 @@ def _to_rgb_array(im):
         im = im.convert("RGBA")
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, im)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
 
 
 def to_pil(img):

@@ -3,7 +3,8 @@
 An epoch's photos (`repeat` passes over the training images, each in the source's epoch order:
 shuffled, or for a prepared set its shards shuffled) are cut into L contiguous runs of equal
 length, L = the global batch (data.batch_size x processes). Lane l gives K = crops_per_image crops
-of each of its photos, shuffled within windows of a few photos; step t takes crop t of every lane.
+of each of its photos, each photo's crops spread among those of the next few (EpochPlan); step t
+takes item t of every lane.
 Rank r of W trains on lanes r*b .. (r+1)*b - 1 (b = data.batch_size), and DataLoader worker g of a
 rank makes the crops of every nw-th of its lanes. So:
 - each photo is decoded once per epoch, by one worker of one rank, and a prepared set's lanes read
@@ -23,11 +24,18 @@ from torch.utils.data import DataLoader, Sampler
 
 from workbench.errors import WorkbenchError
 
-WINDOW = 8   # photos whose crops a lane shuffles together: consecutive steps mix 8 photos per lane
+WINDOW = 8   # photos whose crops a lane mixes at a time: consecutive steps draw on about 8 photos per lane
 
 
 class EpochPlan:
-    """Where each lane's crops come from in one epoch (a pure function of seed, epoch, lanes)."""
+    """Where each lane's crops come from in one epoch (a pure function of seed, epoch, lanes).
+
+    Lane l's n photos give K crops each, n*K items. Item (j, k) is placed at the sort key
+    j*K - shift + u*WINDOW*K (u uniform in [0, 1), shift = l*K // lanes for j >= 1): photo j's crops
+    spread over the WINDOW*K items after its start, so a lane mixes about WINDOW photos at a time and
+    needs a new photo decoded about every K items, and the lanes' decodes fall on different steps
+    (the shift) instead of all at once.
+    """
 
     def __init__(self, entries, *, lanes, crops, window, seed, epoch):
         self.entries, self.lanes, self.crops, self.window = entries, lanes, crops, window
@@ -35,18 +43,22 @@ class EpochPlan:
         self.per_lane = len(entries) // lanes
         self.starts = np.arange(lanes, dtype=np.int64) * len(entries) // lanes
         self.steps = self.per_lane * crops
-        self._perms = {}
+        self._orders = {}
 
     def position(self, lane, t):
         """(p, k): lane `lane` gives crop k of the epoch's photo at position p at step t."""
-        j, r = divmod(t, self.window * self.crops)
-        perm = self._perms.get(lane)
-        if perm is None or perm[0] != j:
-            count = min(self.window, self.per_lane - j * self.window)
-            order = np.random.default_rng([self.seed, self.epoch, lane, j]).permutation(count * self.crops)
-            perm = self._perms[lane] = (j, order)
-        code = int(perm[1][r])
-        return int(self.starts[lane]) + j * self.window + code // self.crops, code % self.crops
+        order = self._orders.get(lane)
+        if order is None:
+            order = self._orders[lane] = self._order(lane)
+        j, k = divmod(int(order[t]), self.crops)
+        return int(self.starts[lane]) + j, k
+
+    def _order(self, lane):
+        n, k = self.per_lane, self.crops
+        j = np.repeat(np.arange(n, dtype=np.float64), k)
+        start = np.maximum(j * k - (lane * k // self.lanes) * (j > 0), 0)
+        u = np.random.default_rng([self.seed, self.epoch, lane]).random(n * k)
+        return np.argsort(start + u * self.window * k, kind="stable")
 
 
 class LaneSampler(Sampler):
@@ -116,9 +128,12 @@ def train_loader(dataset, *, batch_size, workers, rank=0, world=1):
         raise WorkbenchError(f"data.batch_size must be 1 or more, got {batch_size}.")
     workers = auto_workers(batch_size) if workers < 0 else workers
     sampler = LaneSampler(dataset, batch_size=batch_size, rank=rank, world=world, groups=max(workers, 1))
+    if workers > 0:
+        before_fork()
+    # Four messages ahead per worker (DataLoader's default is two): room to absorb a photo decode.
+    more = {"prefetch_factor": 4, "persistent_workers": True, "worker_init_fn": init_worker} if workers > 0 else {}
     loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers,
-                        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
-                        worker_init_fn=init_worker if workers > 0 else None)
+                        pin_memory=torch.cuda.is_available(), **more)
     return LaneLoader(loader, sampler), sampler
 
 
@@ -133,6 +148,18 @@ def cores():
     """Cores this process may use, shared among the torchrun processes of this machine."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, n // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+def before_fork():
+    """Call before forking worker processes: OpenCV single-threaded in this process. A child that
+    reconfigures a thread pool its parent had started waits forever for the parent's threads (seen:
+    a loader worker hung in cv2.setNumThreads after the parent decoded with cv2.cvtColor)."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
 
 
 def init_worker(worker_id):

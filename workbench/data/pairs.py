@@ -313,6 +313,8 @@ def make_loader(dataset, sampler, *, batch_size, workers=0, drop_last=False):
         raise WorkbenchError(f"data.batch_size must be 1 or more, got {batch_size}.")
     if workers < 0:
         raise WorkbenchError(f"data.workers must be 0 or more, got {workers}.")
+    if workers > 0:
+        lanes_.before_fork()
     return DataLoader(
         dataset,
         batch_size=batch_size,

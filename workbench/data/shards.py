@@ -18,12 +18,18 @@ front to back by one lane, with no tar parsing at training time and an exact pla
 """
 import io
 import json
+import os
+import struct
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 
 from workbench.errors import WorkbenchError
-from workbench.imageio import decode_pixels
+from workbench.imageio import MAX_PIXELS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 FORMAT, VERSION = "workbench-shards", 1
 MANIFEST, INDEX, PHOTOS = "manifest.json", "index.npy", "photos.txt"
@@ -62,7 +68,7 @@ class ShardSource:
         self.classes = list(meta.get("classes", []))
         self.size = int(meta.get("size", 0))
         self._photos = None   # photo names, read on first use (a million names is tens of MB)
-        self._open = {}
+        self._open, self._pid = {}, os.getpid()
 
     def __len__(self):
         return len(self.index)
@@ -72,19 +78,28 @@ class ShardSource:
 
     def pixels(self, i):
         shard, offset, size = (int(v) for v in self.index[i, :3])
-        f = self._file(shard)
-        f.seek(offset)
-        data = f.read(size)
+        data = self._read(shard, offset, size)
         if len(data) != size:
             raise WorkbenchError(f"{self.root / self.files[shard]}: sub-image {i} is cut short; the shard is damaged, prepare the data again.")
-        return decode_pixels(io.BytesIO(data), f"{self.files[shard]}:{i:09d}.png")
+        return decode_png(data, f"{self.root / self.files[shard]}: sub-image {i:09d}")
 
     def load(self, i):
         return self.pixels(i).float().div_(255)
 
     __getitem__ = load
 
+    def _read(self, shard, offset, size):
+        """`size` bytes at `offset` of a shard. A positional read: forked loader workers inherit
+        the parent's open files, and a shared seek position would hand one worker another's bytes."""
+        f = self._file(shard)
+        if hasattr(os, "pread"):
+            return os.pread(f.fileno(), size, offset)
+        f.seek(offset)
+        return f.read(size)
+
     def _file(self, shard):
+        if self._pid != os.getpid():   # a forked worker: open its own files (the inherited ones stay the parent's)
+            self._open, self._pid = {}, os.getpid()
         f = self._open.get(shard)
         if f is None:
             if len(self._open) >= OPEN_FILES:
@@ -116,15 +131,14 @@ class ShardSource:
         sizes = []
         for i in np.linspace(0, len(self) - 1, min(len(self), 16)).astype(int):
             shard, offset, size = (int(v) for v in self.index[i, :3])
-            f = self._file(shard)
-            f.seek(offset)
-            with Image.open(io.BytesIO(f.read(min(size, 4096)))) as im:
+            with Image.open(io.BytesIO(self._read(shard, offset, min(size, 4096)))) as im:
                 sizes.append(im.size[0] * im.size[1])
         return int(np.median(sizes))
 
     def close(self):
-        for f in self._open.values():
-            f.close()
+        if getattr(self, "_pid", None) == os.getpid():   # this process's own files (also after a failed __init__)
+            for f in self._open.values():
+                f.close()
         self._open = {}
 
     __del__ = close
@@ -159,3 +173,22 @@ class ShardSource:
 
     def __repr__(self):
         return f"ShardSource({str(self.root)!r}, {len(self)} sub-images in {len(self.files)} shards)"
+
+
+def decode_png(data, name):
+    """A sub-image's PNG bytes -> 3 x H x W uint8 tensor. OpenCV decodes these 18 % faster than
+    Pillow (4.2 -> 3.4 ms at 480 px), the largest cost of a crop from shards; the header's size is
+    checked first, so a crafted shard cannot make it allocate a decompression bomb."""
+    import cv2
+
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE):
+        raise WorkbenchError(f"{name} is not a PNG: the shard is damaged or not one `workbench prepare` wrote; prepare the data again.")
+    width, height = struct.unpack(">II", data[16:24])
+    if width * height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
+        raise WorkbenchError(f"{name} claims {width} x {height} pixels, over the decompression-bomb limit; prepare the data again.")
+    # Straight to RGB where OpenCV can (4.11+); no cvtColor: it starts a thread pool (lanes.before_fork).
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if rgb_flag is None else rgb_flag)
+    if arr is None:
+        raise WorkbenchError(f"{name} cannot be decoded: the shard is damaged; prepare the data again.")
+    return torch.from_numpy(arr if rgb_flag is not None else np.ascontiguousarray(arr[:, :, ::-1])).permute(2, 0, 1)
