@@ -146,7 +146,7 @@ def test_out_inside_the_input_is_refused(photos):
 
 
 @pytest.mark.parametrize("options, word", [({"step": 0}, "--step"), ({"step": SIZE + 1}, "--step"), ({"size": 0}, "--size"),
-                                           ({"shard_size": 0}, "--shard-size"), ({"workers": -1}, "--workers"),
+                                           ({"shard_size": 0}, "--shard-size"), ({"workers": -2}, "--workers"),
                                            ({"thresh": -1}, "--thresh")])
 def test_bad_options_are_refused_before_writing(photos, tmp_path, options, word):
     with pytest.raises(WorkbenchError, match=word):
@@ -196,7 +196,7 @@ def test_cli_prepares_and_says_how_to_train(run_cli, photos, tmp_path):
                         rf"workbench run RECIPE --data {re.escape(str(out))}; 1 unreadable photo\(s\) skipped", last)
 
 
-@pytest.mark.parametrize("args, says", [(["--step", "0"], "--step must be"), (["--workers", "-1"], "--workers must be"),
+@pytest.mark.parametrize("args, says", [(["--step", "0"], "--step must be"), (["--workers", "-2"], "--workers must be"),
                                         (["--size", "0"], "--size must be")])
 def test_cli_errors_are_one_line(run_cli, photos, tmp_path, args, says):
     result = run_cli("prepare", photos, "-o", tmp_path / "out", *args)

@@ -12,7 +12,8 @@ from workbench.data import prepare as engine
 @click.option("--thresh", type=int, default=engine.THRESH, show_default=True,
               help="Add a last sub-image at the border when more than this many pixels would be left over.")
 @click.option("--shard-size", type=int, default=engine.SHARD_SIZE, show_default=True, help="Sub-images per shard file.")
-@click.option("--workers", type=int, default=0, show_default=True, help="Processes cutting and encoding photos (0: this one); the output is the same.")
+@click.option("--workers", type=int, default=-1, show_default=True,
+              help="Processes cutting and encoding photos (-1: one per core, 0: this one); the output is the same.")
 def prepare(data, outdir, size, step, thresh, shard_size, workers):
     """Cut the photos of DATA into sub-images stored as WebDataset shards in OUT, as BasicSR does for DIV2K.
 
