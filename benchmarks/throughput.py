@@ -11,6 +11,10 @@ baseline measured in the same run. Prints one table per measurement and writes t
   4. restore: MP/s and peak resident memory of `workbench restore` on a 4000 x 3000 photo at
      several tile sizes vs one untiled pass on a 1000 x 750 photo.
   5. scale: peak memory and time to first batch over folders of 10,000 and 50,000 small images.
+  6. photos: real photo sizes (24 PNGs of 2040 x 1356, 24 JPEGs of 4000 x 3000, both also prepared
+     as shards): the loader's crops/s per worker and the trainer fed by it, as a fraction of its
+     in-memory speed (throughput_photos.py; photos cached in --photos).
+  7. prepared scale: peak memory over prepared sets of 10,000 and 100,000 images.
 
     python benchmarks/throughput.py                 # everything, about 15 minutes on 2 cores
     python benchmarks/throughput.py --only 1,2      # some sections
@@ -31,6 +35,7 @@ sys.path.insert(0, str(HERE))
 
 import restore_memory  # noqa: E402
 import throughput_data  # noqa: E402
+import throughput_photos  # noqa: E402
 import throughput_train  # noqa: E402
 
 RESULTS = HERE / "results" / "throughput.json"
@@ -152,13 +157,33 @@ def section_scale(quick):
     return rows
 
 
+def section_photos(quick, photos="/tmp/wb-photos"):
+    if quick:
+        print("\n(section 6 has no quick form: it needs the real photo sizes; skipped)")
+        return []
+    rows = throughput_photos.photo_rows(photos)
+    table("6. real photo sizes: loader crops/s per worker and the trainer fed by it vs in memory", rows,
+          ["recipe", "source", "loader_crops_s_per_worker", "workers", "in_memory_img_s", "real_loader_img_s", "fraction",
+           "crops_vs_model"])
+    return rows
+
+
+def section_prepared_scale(quick):
+    rows = throughput_data.prepared_scale(counts=(200, 1000) if quick else (10_000, 100_000))
+    table("7. scale: iterating a prepared set of N small images (fresh process each)", rows, list(rows[0]))
+    growth = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"] - 1
+    print(f"\npeak memory at {rows[1]['images']} prepared images vs {rows[0]['images']}: {growth:+.1%} (limit +10%)")
+    return rows
+
+
 SECTIONS = {"1": ("trainer", section_trainer), "2": ("efficiency", None), "3": ("loader", section_loader),
-            "4": ("restore", section_restore), "5": ("scale", section_scale)}
+            "4": ("restore", section_restore), "5": ("scale", section_scale), "6": ("photos", section_photos),
+            "7": ("prepared_scale", section_prepared_scale)}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated section numbers")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers")
     ap.add_argument("--quick", action="store_true", help="tiny settings, to check the script itself")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile in section 2 (slow to warm up)")
     ap.add_argument("--out", default=str(RESULTS))

@@ -156,6 +156,27 @@ def folder_scale(counts=(10_000, 50_000), size=32, n_batches=SCALE_BATCHES):
     return rows
 
 
+def prepared_scale(counts=(10_000, 100_000), size=32, n_batches=SCALE_BATCHES):
+    """folder_scale's rows for prepared sets: N small photos through `workbench prepare`, then the
+    training pipeline over the shards in a fresh process; also the preparation's seconds."""
+    from workbench.data.prepare import prepare
+
+    rows = []
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="wb-pscale-") as tmp:
+            (Path(tmp) / "photos").mkdir()
+            make_folder(Path(tmp) / "photos", n, size)
+            t0 = time.perf_counter()
+            prepare(str(Path(tmp) / "photos"), Path(tmp) / "shards", progress=False)
+            prepare_s = time.perf_counter() - t0
+            cmd = [sys.executable, __file__, "--scale-child", str(Path(tmp) / "shards"), str(size), str(n_batches), repr(time.time())]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"scale run over {n} prepared images failed:\n{proc.stderr}")
+            rows.append({"images": n, "prepare_s": round(prepare_s, 1), **json.loads(proc.stdout.strip().splitlines()[-1])})
+    return rows
+
+
 # -- report -----------------------------------------------------------------------------------------
 if __name__ == "__main__":   # the fresh process of one folder_scale row
     if sys.argv[1:2] == ["--scale-child"]:

@@ -7,8 +7,8 @@ resized: 24 PNGs of 2040 x 1356 and 24 JPEGs of 4000 x 3000 (quality 90), and pr
 measures, one after the other on a quiet machine:
 - loader_crops_s: crops/s of the trainer's own training loader with data.workers = 0, i.e. what
   one loader process makes (over one whole epoch or 20 s, from a cold start);
-- the trainer's images/s fed by its real loader (default workers) over a whole epoch after a
-  warm-up epoch, as a fraction of the same trainer on batches already in memory.
+- the trainer's images/s fed by its real loader (default workers) over a whole epoch (at most 64
+  steps) after a warm-up epoch, as a fraction of the same trainer on batches already in memory.
 
 It runs on whichever workbench is importable, so the code before a change is measured by pointing
 PYTHONPATH at a checkout of it (`git worktree add /tmp/before HEAD~N`): sources it cannot read
@@ -93,11 +93,12 @@ def loader_rate(recipe_name, data, size):
     return n / (time.perf_counter() - t0)
 
 
-def trainer_rate(recipe_name, data, size, real):
+def trainer_rate(recipe_name, data, size, real, workers=None):
     """Images/s of the real trainer over a whole epoch after a warm-up epoch; `real` = fed by its
-    own loader with the recipe's default workers, else by the same batches in memory."""
+    own loader with the recipe's default workers (or `workers`), else by the same batches in memory."""
     steps = epoch_steps(recipe_name, data, size) if real else 12
     overrides = [f"data.train={data}"] if data != "sample" else []
+    overrides += [] if workers is None else [f"data.workers={workers}"]
     trainer, _ = throughput_train.in_memory_trainer(recipe_name, size=size, n_batches=steps, overrides=overrides, real_loader=real)
     rate = throughput_train.images_per_s(trainer, passes=1)
     workers = getattr(trainer.loader, "num_workers", 0)
@@ -105,12 +106,14 @@ def trainer_rate(recipe_name, data, size, real):
     return rate, workers
 
 
-def epoch_steps(recipe_name, data, size):
+def epoch_steps(recipe_name, data, size, cap=64):
+    """Steps of a whole epoch, at most `cap` (a prepared set's epoch is thousands of steps; its
+    lanes have no per-epoch start-up cost to hide, unlike a raw folder's first decodes)."""
     plugins = throughput_data.wb_plugins.load()
     recipe = throughput_data.wb_recipe.load(recipe_name, plugins, [f"data.size={size}", "data.workers=0"])
     recipe["data"]["train"] = data
     loader, _ = throughput_data.training_loader(recipe, plugins)
-    return len(loader)
+    return min(len(loader), cap)
 
 
 def photo_rows(root, recipes=("superres", "colorize"), size=64, label="after"):
@@ -130,8 +133,25 @@ def photo_rows(root, recipes=("superres", "colorize"), size=64, label="after"):
     return rows
 
 
-if __name__ == "__main__":   # python benchmarks/throughput_photos.py ROOT LABEL OUT.json
+def worker_rows(root, sources=("sample", "jpeg4000", "jpeg4000-shards"), workers=(0, 1, 2), recipe="superres", size=64):
+    """The trainer fed by its loader with each worker count, as a fraction of its in-memory speed:
+    the measurement behind data.workers = -1."""
+    memory, _ = trainer_rate(recipe, "sample", size, real=False)
+    rows = []
+    for source in sources:
+        data = "sample" if source == "sample" else str(Path(root) / source)
+        for w in workers:
+            fed, _ = trainer_rate(recipe, data, size, real=True, workers=w)
+            row = {"recipe": recipe, "source": source, "workers": w, "in_memory_img_s": round(memory, 1),
+                   "real_loader_img_s": round(fed, 1), "fraction": round(fed / memory, 3)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+if __name__ == "__main__":   # python benchmarks/throughput_photos.py ROOT LABEL OUT.json (LABEL "workers": the sweep)
     sys.path.insert(0, str(HERE))
     root, label, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(root, exist_ok=True)
-    Path(out).write_text(json.dumps(photo_rows(root, label=label), indent=2) + "\n")
+    rows = worker_rows(root) if label == "workers" else photo_rows(root, label=label)
+    Path(out).write_text(json.dumps(rows, indent=2) + "\n")

@@ -29,3 +29,16 @@ def test_folder_scale_runs_a_fresh_process_over_a_generated_folder():
     assert row["images"] == 50 and row["file_bytes"] > 0
     for key in ("peak_rss_mb", "worker_peak_rss_mb", "setup_s", "first_batch_s", "from_spawn_s", "batches_per_s"):
         assert row[key] > 0, key
+
+
+def test_prepared_scale_prepares_then_iterates_in_a_fresh_process():
+    rows = throughput_data.prepared_scale(counts=(40,), n_batches=3)
+    assert len(rows) == 1 and rows[0]["images"] == 40 and rows[0]["prepare_s"] > 0
+    assert rows[0]["peak_rss_mb"] > 0 and rows[0]["batches_per_s"] > 0
+
+
+def test_photo_rows_measure_the_loader_on_any_source():
+    import throughput_photos
+
+    rate = throughput_photos.loader_rate("colorize", "sample", 32)
+    assert rate > 0 and throughput_photos.epoch_steps("colorize", "sample", 32, cap=5) == 5
