@@ -5,8 +5,8 @@ shuffled, or for a prepared set its shards shuffled) are cut into L contiguous r
 length, L = the global batch (data.batch_size x processes). Lane l gives K = crops_per_image crops
 of each of its photos, each photo's crops spread among those of the next few (EpochPlan); step t
 takes item t of every lane.
-Rank r of W trains on lanes r*b .. (r+1)*b - 1 (b = data.batch_size), and DataLoader worker g of a
-rank makes the crops of every nw-th of its lanes. So:
+Rank r of W trains on lanes r*b .. (r+1)*b - 1 (b = data.batch_size), and each DataLoader worker
+of a rank makes the crops of a contiguous block of its lanes. So:
 - each photo is decoded once per epoch, by one worker of one rank, and a prepared set's lanes read
   their shards front to back (a shard at the edge of two runs is shared, each sub-image read once);
 - a batch holds crops of L different photos, and is the same with any number of workers; the
@@ -67,9 +67,10 @@ class LaneSampler(Sampler):
 
     def __init__(self, dataset, *, batch_size, rank=0, world=1, groups=1):
         self.dataset, self.total = dataset, batch_size * world
-        mine = list(range(rank * batch_size, (rank + 1) * batch_size))
-        groups = max(1, min(groups, batch_size))
-        self.groups = [tuple(mine[g::groups]) for g in range(groups)]
+        mine = np.arange(rank * batch_size, (rank + 1) * batch_size)
+        # Contiguous lanes per worker: its runs of the epoch order adjoin, so it shares a shard with
+        # another worker only where its first and last runs begin and end.
+        self.groups = [tuple(int(x) for x in part) for part in np.array_split(mine, max(1, min(groups, batch_size)))]
         self.steps = dataset.lane_steps(self.total)
         self.epoch, self.skip = 0, 0
 
