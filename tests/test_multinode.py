@@ -177,3 +177,27 @@ def test_a_forked_process_opens_its_own_shard_files(prepared):
     os.waitpid(pid, 0)
     assert os.read(r, 1) == b"1"
     assert src._file(0) is inherited
+
+
+def test_resume_after_kill_9_mid_epoch_on_shards_is_exact(tmp_path, prepared):
+    """SIGKILL (no chance to save) from a loader worker in the middle of epoch 2: the resume starts
+    from epoch 1's checkpoint and ends with the weights of an uninterrupted run."""
+    def run(name, call):
+        (tmp_path / name).mkdir()
+        spec = f'type = "signal_at"\ncall = {call}\nsig = "SIGKILL"\nparent = true'
+        recipe = write_recipe(tmp_path / name, batch=4, degradation=spec)
+        cmd = [sys.executable, "-m", "workbench", "--plugin", str(TINY), "run", str(recipe), "--data", str(prepared),
+               "--out", str(tmp_path / name / "run"), "--device", "cpu", "-q"]
+        return subprocess.run(cmd, env=env(TINY_SIGNAL_FLAG=str(tmp_path / f"{name}.flag")), capture_output=True,
+                              text=True, timeout=300)
+
+    assert run("straight", call=10**9).returncode == 0
+    killed = run("killed", call=70)   # the worker makes 12 steps x 4 crops per epoch: its 70th is in epoch 2
+    assert killed.returncode == -9, killed.stderr
+    run_dir = tmp_path / "killed" / "run"
+    assert checkpoint.load(run_dir, "last")["epoch"] == 1
+    resumed = subprocess.run([sys.executable, "-m", "workbench", "--plugin", str(TINY), "run", "--resume", str(run_dir),
+                              "--device", "cpu", "-q"], env=env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = weights(tmp_path / "straight" / "run"), weights(run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
