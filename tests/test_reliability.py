@@ -185,10 +185,15 @@ def train_signalled(tmp_path, monkeypatch, name, *, call, sig="SIGINT", times=1,
     recipe = make_recipe(tmp_path, degradation=spec, epochs=epochs, steps=steps, workers=workers)
     r = recipes.load(str(recipe), plugins)
     run = tmp_path / name
+    # A test run started in the background without job control inherits an ignored SIGINT, which
+    # the trainer respects (nohup); these tests are about the signal arriving, so it must be live.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         train(r, plugins, out=run, device="cpu", progress=False)
     except SystemExit as e:
         return e.code, run
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0, run
 
 
