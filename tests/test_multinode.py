@@ -201,3 +201,31 @@ def test_resume_after_kill_9_mid_epoch_on_shards_is_exact(tmp_path, prepared):
     assert resumed.returncode == 0, resumed.stderr
     a, b = weights(tmp_path / "straight" / "run"), weights(run_dir)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("photos.txt", "has no photos.txt"), ("manifest.json", "has no manifest.json"),
+    ("index.npy", "cannot read the prepared set"), ("truncate", None)])
+def test_a_damaged_prepared_folder_is_one_line_or_skipped(tmp_path, prepared, damage, says):
+    import shutil
+
+    from workbench.data import open_source
+    from workbench.errors import WorkbenchError
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(prepared, folder)
+    if damage == "truncate":   # the first shard cut in half: its later sub-images cannot be read
+        shard = folder / "shard-000000.tar"
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    elif damage == "index.npy":
+        (folder / damage).write_bytes(b"\x93NUMPY garbage")
+    else:
+        (folder / damage).unlink()
+    if says:
+        with pytest.raises(WorkbenchError, match=says):
+            open_source(folder)
+        return
+    src = open_source(folder)
+    assert src.typical_pixels() > 0
+    with pytest.raises(WorkbenchError, match="cannot be decoded|not a PNG|cut short"):
+        [src.pixels(i) for i in range(5)]

@@ -61,6 +61,8 @@ class ShardSource:
             raise WorkbenchError(f"{self.root}: cannot read the prepared set ({e}); run `workbench prepare` again.") from e
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise WorkbenchError(f"{manifest} is not a version-{VERSION} {FORMAT} manifest; prepare the data again with this workbench.")
+        if not (self.root / PHOTOS).is_file():
+            raise WorkbenchError(f"{self.root} has no {PHOTOS}: the prepared set is incomplete; run `workbench prepare` again.")
         if index.ndim != 2 or index.shape[1] != len(COLUMNS) or len(index) != meta["count"]:
             raise WorkbenchError(f"{self.root / INDEX} does not match {MANIFEST} ({meta['count']} sub-images); run `workbench prepare` again.")
         self.meta, self.index = meta, index
@@ -131,9 +133,12 @@ class ShardSource:
         sizes = []
         for i in np.linspace(0, len(self) - 1, min(len(self), 16)).astype(int):
             shard, offset, size = (int(v) for v in self.index[i, :3])
-            with Image.open(io.BytesIO(self._read(shard, offset, min(size, 4096)))) as im:
-                sizes.append(im.size[0] * im.size[1])
-        return int(np.median(sizes))
+            try:
+                with Image.open(io.BytesIO(self._read(shard, offset, min(size, 4096)))) as im:
+                    sizes.append(im.size[0] * im.size[1])
+            except (OSError, SyntaxError, ValueError):   # a damaged sub-image is reported when training reads it
+                continue
+        return int(np.median(sizes)) if sizes else self.size * self.size
 
     def close(self):
         if getattr(self, "_pid", None) == os.getpid():   # this process's own files (also after a failed __init__)
