@@ -229,3 +229,16 @@ def test_a_damaged_prepared_folder_is_one_line_or_skipped(tmp_path, prepared, da
     assert src.typical_pixels() > 0
     with pytest.raises(WorkbenchError, match="cannot be decoded|not a PNG|cut short"):
         [src.pixels(i) for i in range(5)]
+
+
+def test_a_photo_folder_with_its_own_manifest_stays_a_photo_folder(tmp_path, prepared):
+    from workbench.data import open_source
+    from workbench.data.shards import ShardSource
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(folder / "a.png")
+    (folder / "manifest.json").write_text('{"images": ["a.png"]}')
+    (folder / "index.npy").write_bytes(b"not ours")
+    assert not isinstance(open_source(folder), ShardSource) and len(open_source(folder)) == 1
+    assert isinstance(open_source(prepared), ShardSource)

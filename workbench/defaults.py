@@ -18,7 +18,7 @@ DATA = {
     "damage_first": False,   # degrade the whole photo, then crop: for damage sized relative to the photo
                              # (watermarks, holes); off, each crop is degraded, which is cheaper
     "batch_size": 16,        # per process: under torchrun the global batch is batch_size x processes
-    "crops_per_image": 0,    # crops cut from each decoded photo; 0 = one per 16 crop areas, 1 to 64
+    "crops_per_image": 0,    # crops cut from each decoded photo; 0 = one per 4 crop areas, 1 to 256
                              # (decoding a 12 MP JPEG costs as much as ~30 crops: benchmarks/RESULTS.md)
     "workers": -1,           # DataLoader worker processes; -1 = one per core less one (measured:
                              # benchmarks/RESULTS.md); 0 = the main process
@@ -55,7 +55,7 @@ RANGES = {
     "data.pad": ">= 0",
     "data.batch_size": ">= 1",
     "data.workers": ">= -1",          # -1 = automatic, 0 = the main process
-    "data.crops_per_image": ">= 0",   # 0 = automatic
+    "data.crops_per_image": ">= 0, <= 4096",   # 0 = automatic; the cut regions of a photo are held in memory
     "data.limit": ">= 0",             # 0 = all images
     "data.repeat": ">= 0",            # 0 = automatic
     "train.epochs": ">= 1",

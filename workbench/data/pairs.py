@@ -33,6 +33,9 @@ from workbench.errors import WorkbenchError
 from workbench.imageio import to_float
 
 
+MAX_EPOCH_PHOTOS = 50_000_000   # an epoch's order is an int64 array per process: 400 MB at this size
+
+
 class PairDataset(Dataset):
     """Crops of `source` images (those in `indices`), each degraded by `chain`.
 
@@ -81,7 +84,11 @@ class PairDataset(Dataset):
     def passes(self, lanes=1):
         """Passes over the images in an epoch: data.repeat, or enough for EPOCH_CROPS crops and one photo per lane."""
         n = len(self.indices)
-        return self.repeat or max(1, math.ceil(defaults.EPOCH_CROPS / (n * self.crops_per_image)), math.ceil(lanes / n))
+        passes = self.repeat or max(1, math.ceil(defaults.EPOCH_CROPS / (n * self.crops_per_image)), math.ceil(lanes / n))
+        if n * passes > MAX_EPOCH_PHOTOS:
+            raise WorkbenchError(f"data.repeat = {self.repeat} makes {n * passes:,} photo passes per epoch (over {MAX_EPOCH_PHOTOS:,}, "
+                                 f"whose order alone would fill memory); lower data.repeat, or set it to 0.")
+        return passes
 
     def __len__(self):
         return len(self.indices) * self.passes()

@@ -10,7 +10,9 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
+import threading
 import tarfile
 import tempfile
 from contextlib import closing
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workbench.data.lanes import before_fork, cores
+from workbench.data.lanes import cores
 from workbench.data.shards import COLUMNS, FORMAT, INDEX, MANIFEST, PHOTOS, VERSION
 from workbench.data.sources import open_source
 from workbench.errors import WorkbenchError
@@ -51,6 +53,7 @@ def prepare(spec, out, *, size=SIZE, step=STEP, thresh=THRESH, shard_size=SHARD_
         _check_not_inside(out, src.root)   # the .zip's extracted folder is the input read again next time
     # 2. write into a hidden sibling, renamed into place once complete: a kill never leaves a DIR that looks done
     tmp = _temporary_beside(out)
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         summary = _write(src, tmp, size=size, step=step, thresh=thresh, shard_size=shard_size,
                          workers=workers, progress=progress, source="sample" if str(spec) == "sample" else str(Path(spec).resolve()))
@@ -62,7 +65,15 @@ def prepare(spec, out, *, size=SIZE, step=STEP, thresh=THRESH, shard_size=SHARD_
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return {"out": str(out), **summary}
+
+
+def _interrupt(signum, frame):
+    """SIGTERM (a scheduler, `kill`) stops prepare as Ctrl-C does: workers ended, the partial folder removed."""
+    raise KeyboardInterrupt
 
 
 def starts(length, size, step, thresh=THRESH):
@@ -113,6 +124,9 @@ _job = None   # (src, size, step, thresh) in a pool worker, sent once rather tha
 def _init_worker(*job):
     global _job
     _job = job
+    # Ctrl-C reaches the whole process group: a worker interrupted mid-send left the pool's result
+    # thread reading half a message, and the parent hung in terminate(). The parent stops them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _cut_in_worker(i):
@@ -125,8 +139,9 @@ def _cuts(src, size, step, thresh, workers):
     if workers == 0:
         yield from (_cut_photo(src, i, size, step, thresh) for i in range(len(src)))
         return
-    before_fork()
-    with multiprocessing.Pool(workers, _init_worker, (src, size, step, thresh)) as pool:   # exit terminates workers
+    # Spawned, not forked: a fork of a process with running threads (torch's, a progress bar's,
+    # a loader's) can copy a held lock and hang the child for ever (seen in the test process).
+    with multiprocessing.get_context("spawn").Pool(workers, _init_worker, (src, size, step, thresh)) as pool:   # exit terminates workers
         yield from pool.imap(_cut_in_worker, range(len(src)))
 
 

@@ -39,9 +39,15 @@ OPEN_FILES = 8   # shard files a process keeps open: a lane reads one at a time
 
 
 def is_prepared(path):
-    """True for a folder `workbench prepare` wrote (complete or interrupted)."""
+    """True for a folder `workbench prepare` wrote: a manifest.json of this format. A photo folder
+    that happens to hold some other manifest.json stays a photo folder."""
     path = Path(path)
-    return path.is_dir() and ((path / MANIFEST).is_file() or (path / INDEX).is_file())
+    if (path / INDEX).is_file() and (path / "shard-000000.tar").is_file():
+        return True   # our layout with its manifest lost: ShardSource says so rather than reading it as photos
+    try:
+        return (path / MANIFEST).is_file() and json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class ShardSource:
@@ -59,11 +65,15 @@ class ShardSource:
             index = np.load(self.root / INDEX, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise WorkbenchError(f"{self.root}: cannot read the prepared set ({e}); run `workbench prepare` again.") from e
-        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
             raise WorkbenchError(f"{manifest} is not a version-{VERSION} {FORMAT} manifest; prepare the data again with this workbench.")
+        if not isinstance(meta.get("count"), int) or not isinstance(meta.get("shards"), list):
+            raise WorkbenchError(f"{manifest} lacks its count or shard list (edited by hand?); run `workbench prepare` again.")
         if not (self.root / PHOTOS).is_file():
             raise WorkbenchError(f"{self.root} has no {PHOTOS}: the prepared set is incomplete; run `workbench prepare` again.")
-        if index.ndim != 2 or index.shape[1] != len(COLUMNS) or len(index) != meta["count"]:
+        if (index.dtype != np.int64 or index.ndim != 2 or index.shape[1] != len(COLUMNS) or len(index) != meta["count"]
+                or (len(index) and (index[:, SHARD].min() < 0 or index[:, SHARD].max() >= len(meta["shards"])
+                                    or index[:, OFFSET].min() < 0 or index[:, SIZE].min() < 0))):
             raise WorkbenchError(f"{self.root / INDEX} does not match {MANIFEST} ({meta['count']} sub-images); run `workbench prepare` again.")
         self.meta, self.index = meta, index
         self.files = [s["file"] for s in meta["shards"]]
@@ -117,9 +127,14 @@ class ShardSource:
 
     def name(self, i):
         if self._photos is None:
-            with open(self.root / PHOTOS, encoding="utf-8") as f:
-                self._photos = [json.loads(line) for line in f]
-        return f"{self._photos[self.photo(i)]}#{i:09d}"
+            try:
+                with open(self.root / PHOTOS, encoding="utf-8") as f:
+                    self._photos = [json.loads(line) for line in f]
+            except (OSError, ValueError) as e:
+                raise WorkbenchError(f"{self.root / PHOTOS} cannot be read ({e}); run `workbench prepare` again.") from e
+        photo = self.photo(i)
+        name = self._photos[photo] if 0 <= photo < len(self._photos) else f"photo {photo}"
+        return f"{name}#{i:09d}"
 
     def label(self, i):
         label = int(self.index[i, LABEL])
