@@ -51,7 +51,7 @@ def save(state, path):
             raise
         raise WorkbenchError(f"cannot write checkpoint {path}: {err.strerror or err}; the previous {path.name} (if any) is "
                              f"kept. Free some disk space and continue with --resume.") from e
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def remove_temporary(folder):
@@ -62,7 +62,7 @@ def remove_temporary(folder):
     return len(stale)
 
 
-def _fsync_dir(folder):
+def fsync_dir(folder):
     """Make the rename itself durable (POSIX); not possible, and not needed, on Windows."""
     try:
         fd = os.open(folder, os.O_RDONLY)

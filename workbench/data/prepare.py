@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from workbench import checkpoint
 from workbench.data.lanes import cores
 from workbench.data.shards import COLUMNS, FORMAT, INDEX, MANIFEST, PHOTOS, VERSION
 from workbench.data.sources import open_source
@@ -58,7 +59,7 @@ def prepare(spec, out, *, size=SIZE, step=STEP, thresh=THRESH, shard_size=SHARD_
         summary = _write(src, tmp, size=size, step=step, thresh=thresh, shard_size=shard_size,
                          workers=workers, progress=progress, source="sample" if str(spec) == "sample" else str(Path(spec).resolve()))
         os.rename(tmp, out)   # onto an absent or empty folder only: a folder filled meanwhile makes this fail
-        _fsync(out.parent)
+        checkpoint.fsync_dir(out.parent)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise WorkbenchError(f"cannot write {out} ({e.strerror or e}); check free space and permissions, or choose another -o folder.") from e
@@ -283,15 +284,3 @@ def _synced(path, data):
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync(folder):
-    """Make the rename durable (POSIX); Windows can neither open a folder for this nor needs to."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
