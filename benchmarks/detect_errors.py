@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench import checkpoint, masks
+from workbench.runs import checkpoint
+from workbench.images import masks
 from workbench import recipe as recipes
-from workbench.degradation import apply_chain
-from workbench.inputs import collect, load
-from workbench.metrics import psnr, quantize
-from workbench.plugins import load as load_plugins
+from workbench.api.degradation import apply_chain
+from workbench.data.inputs import collect, load
+from workbench.images.metrics import psnr, quantize
+from workbench.api.registry import load as load_plugins
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

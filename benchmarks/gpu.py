@@ -64,7 +64,7 @@ def main():
             torch.set_num_threads(1)   # on a busy CPU, OpenMP threads spin-wait on each other: 50x slower
     args.sizes = args.sizes or [64, 256]
 
-    from workbench import plugins as plugin_manager
+    from workbench.api import registry as plugin_manager
     plugins = plugin_manager.load([])
     rows = make_rows(args.recipes, args.sizes, plugins, args.overrides, quick=args.quick)
     results = run(rows, device, plugins, args)
@@ -106,7 +106,7 @@ def make_rows(names, sizes, plugins, overrides, *, quick):
     """One row per distinct (task, model, losses, step settings, batch, size): recipes that train
     the same network the same way share it."""
     from workbench import recipe as recipes
-    from workbench.task import make_task
+    from workbench.train.task import make_task
 
     rows = {}
     for name in names:
@@ -168,10 +168,10 @@ def run(rows, device, plugins, args):
 
 def measure(row, config, device, plugins, args):
     """images/s and peak memory of the trainer's step on one random batch held on the device."""
-    from workbench import masks
-    from workbench.device import autocast
-    from workbench.objective import build_objective
-    from workbench.plugins import build
+    from workbench.images import masks
+    from workbench.devices.device import autocast
+    from workbench.train.objective import build_objective
+    from workbench.api.registry import build
 
     use_amp, channels_last, compiled = CONFIGS[config]
     r, task, tcfg = row["recipe"], row["task"], row["recipe"]["train"]
@@ -235,7 +235,7 @@ def measure(row, config, device, plugins, args):
 def amp_dtype(device):
     """The trainer's choice on CUDA; bf16 on CPU only so that --quick runs the autocast path too
     (the trainer itself keeps CPU training in float32)."""
-    from workbench.device import autocast_dtype
+    from workbench.devices.device import autocast_dtype
 
     return autocast_dtype(device, True) or torch.bfloat16
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from workbench import checkpoint
+from workbench.runs import checkpoint
 from workbench_plugins.unet import UNet
 
 LIMIT_MB = 2048    # the budget for a 4000 x 3000 photo with tile 256

@@ -80,7 +80,7 @@ def section_efficiency(quick, compile_too):
 
 def builtin_recipes():
     """Every recipe the workbench ships, classification included."""
-    from workbench import plugins as plugin_manager
+    from workbench.api import registry as plugin_manager
 
     plugins = plugin_manager.load([])
     return [n for n in plugins.recipes.names() if plugins.recipes.plugin_of(n) == "workbench_plugins.recipes"]

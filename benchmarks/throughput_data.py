@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from workbench import plugins as wb_plugins
+from workbench.api import registry as wb_plugins
 from workbench import recipe as wb_recipe
 from workbench.data import EpochSampler, make_loader
-from workbench.task import make_task
+from workbench.train.task import make_task
 
 SCALE_RECIPE = "colorize"   # the cheapest chain: the scale run measures reading files, not damage
 SCALE_BATCHES = 200

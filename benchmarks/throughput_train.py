@@ -12,13 +12,13 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from workbench import plugins as plugin_manager
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
 from workbench.data import EpochSampler, make_loader
-from workbench.device import autocast
-from workbench.interrupt import StopSignals
-from workbench.plugins import build
-from workbench.train import Run, _Trainer
+from workbench.devices.device import autocast
+from workbench.train.interrupt import StopSignals
+from workbench.api.registry import build
+from workbench.train.loop import Run, _Trainer
 
 
 def in_memory_trainer(recipe="superres", *, size=64, batch=None, n_batches=6, overrides=(), real_loader=False):

@@ -8,8 +8,8 @@ import cv2
 from PIL import Image
 
 from workbench import hookimpl
-from workbench.degradation import Degradation, from_uint8_hwc, to_uint8_hwc
-from workbench.params import Param
+from workbench.api.degradation import Degradation, from_uint8_hwc, to_uint8_hwc
+from workbench.api.params import Param
 
 FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "lanczos": Image.LANCZOS, "box": Image.BOX}
 

@@ -13,7 +13,7 @@ import numbers
 from torch import nn
 
 from workbench import hookimpl
-from workbench.layers import ACTS, act_layer, add_, check_choice
+from workbench.api.layers import ACTS, act_layer, add_, check_choice
 
 
 def conv3(ni, nf):

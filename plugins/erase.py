@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from workbench import hookimpl
-from workbench.degradation import Degradation
-from workbench.params import Param
+from workbench.api.degradation import Degradation
+from workbench.api.params import Param
 
 SHAPES = ("rectangles", "strokes", "box", "strip")
 SIDES = ("left", "right", "top", "bottom", "random")

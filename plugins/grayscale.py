@@ -2,8 +2,8 @@
 import torch
 
 from workbench import hookimpl
-from workbench.degradation import Degradation
-from workbench.params import Param
+from workbench.api.degradation import Degradation
+from workbench.api.params import Param
 
 # ITU-R BT.601 luma weights, the ones Pillow's convert("L") and most grayscale photos use.
 LUMA = torch.tensor([0.299, 0.587, 0.114])

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from workbench import hookimpl
-from workbench.degradation import Degradation, to_uint8_hwc
-from workbench.params import Param
+from workbench.api.degradation import Degradation, to_uint8_hwc
+from workbench.api.params import Param
 
 SUBSAMPLING = {"4:4:4": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
                "4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420}

@@ -9,7 +9,7 @@ from torch import nn
 
 from workbench import hookimpl
 from workbench.errors import WorkbenchError, suggest
-from workbench.pretrained import NAMES, freeze, torchvision_backbone
+from workbench.api.pretrained import NAMES, freeze, torchvision_backbone
 
 # Johnson et al. used VGG relu2_2; deeper layers add semantics, shallower ones edges. These are
 # the ReLU outputs of VGG conv blocks 2, 3 and 4 (relu2_2, relu3_3, relu4_3) and the first three
@@ -109,8 +109,8 @@ def _network(net):
         return model, (mean, std), DEFAULT_LAYERS[net]
     from pathlib import Path
 
-    from workbench import plugins as plugin_manager
-    from workbench.checkpoint import load_model
+    from workbench.api import registry as plugin_manager
+    from workbench.runs.checkpoint import load_model
 
     if not Path(net).exists():
         raise WorkbenchError(f"net = {net!r} is neither a torchvision backbone ({', '.join(NAMES)}) nor an existing "

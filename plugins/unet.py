@@ -33,9 +33,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from workbench import checkpoint, hookimpl
-from workbench.layers import ResBlock, add_, check_config, conv, make_stage
-from workbench.masks import push_pull
+from workbench import hookimpl
+from workbench.runs import checkpoint
+from workbench.api.layers import ResBlock, add_, check_config, conv, make_stage
+from workbench.images.masks import push_pull
 from workbench_plugins.classifier import Classifier
 
 
@@ -58,7 +59,7 @@ class UNet(nn.Module):
       zeroed 3x3 conv to 3 channels, which super-resolution needs (see the module docstring).
     masked: for inpainting and outpainting: the model is called `model(img, mask)` with the
       damage's mask (True where pixels are missing; `restore --mask` for your photos), fills the
-      holes by push-pull (workbench.masks), sees the mask as a 4th input channel, learns the
+      holes by push-pull (workbench.images.masks), sees the mask as a 4th input channel, learns the
       correction to that fill and keeps the known pixels exactly.
     detect: for damage the model must find itself (dewatermark): learn where the damage is from the
       degradation's mask and correct only there (see the module docstring); `restore` needs no mask.
@@ -124,12 +125,12 @@ class UNet(nn.Module):
 
     @property
     def takes_mask(self):
-        """The engine passes the damage's mask to models that say so (workbench.masks)."""
+        """The engine passes the damage's mask to models that say so (workbench.images.masks)."""
         return self.masked
 
     @property
     def learns_mask(self):
-        """A detecting U-Net learns where the damage is: the engine then calls mask_loss (workbench.masks)."""
+        """A detecting U-Net learns where the damage is: the engine then calls mask_loss (workbench.images.masks)."""
         return self.detector is not None
 
     def mask_loss(self, mask):

@@ -13,8 +13,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from workbench import hookimpl
-from workbench.degradation import Degradation
-from workbench.params import Param
+from workbench.api.degradation import Degradation
+from workbench.api.params import Param
 
 KINDS = ("text", "logo", "both")
 WORD_MODES = ("random", "numbers", "words")

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from workbench import plugins as plugin_manager
+from workbench.api import registry as plugin_manager
 from workbench.cli import cli
 
 HERE = Path(__file__).parent

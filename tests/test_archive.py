@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench import checkpoint
+from workbench.runs import checkpoint
 from workbench.data import archive, open_source, open_splits
 from workbench.errors import WorkbenchError
 

@@ -9,14 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench import checkpoint, hookimpl
-from workbench import plugins as plugin_manager
+from workbench import hookimpl
+from workbench.runs import checkpoint
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
 from workbench.data import PairDataset, make_loader, open_source, open_splits
 from workbench.data.pairs import EpochSampler, decode_skipped
 from workbench.errors import WorkbenchError
-from workbench.imageio import read_image
-from workbench.train import train
+from workbench.images.files import read_image
+from workbench.train.loop import train
 
 from conftest import HERE
 

@@ -5,10 +5,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from workbench.contract import make_image
-from workbench.degradation import apply_chain, from_uint8_hwc, to_uint8_hwc
-from workbench.imageio import read_image
-from workbench.metrics import psnr
+from workbench.author.degradations import make_image
+from workbench.api.degradation import apply_chain, from_uint8_hwc, to_uint8_hwc
+from workbench.images.files import read_image
+from workbench.images.metrics import psnr
 from workbench_plugins.downsample import Downsample
 from workbench_plugins.filters import Blur, Noise
 from workbench_plugins.grayscale import Grayscale

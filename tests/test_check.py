@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from workbench import plugins as plugin_manager
-from workbench.checks import check_component, check_loss, check_model, find_kinds, format_rows, to_json
-from workbench.contract import (assert_degradation_contract, assert_loss_contract, assert_model_contract,
+from workbench.api import registry as plugin_manager
+from workbench.author.components import check_component, check_loss, check_model, find_kinds, format_rows, to_json
+from workbench.author.degradations import (assert_degradation_contract, assert_loss_contract, assert_model_contract,
                                 check_degradation, check_speed)
-from workbench.degradation import Degradation
+from workbench.api.degradation import Degradation
 from workbench.errors import WorkbenchError
-from workbench.params import Param
+from workbench.api.params import Param
 
 ALL = plugin_manager.load()
 

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from workbench.imageio import read_image
-from workbench.metrics import psnr
+from workbench.images.files import read_image
+from workbench.images.metrics import psnr
 
 
 def test_list_degradations_shows_all_builtins(run_cli):
@@ -120,7 +120,7 @@ def test_console_script_errors_have_no_traceback(tmp_path, photo):
 
 def test_webp_outputs_are_lossless(tmp_path):
     import torch
-    from workbench.imageio import write_image
+    from workbench.images.files import write_image
     img = torch.rand(3, 20, 30)
     write_image(img, tmp_path / "x.webp")
     assert torch.equal(read_image(tmp_path / "x.webp"), (img * 255).round() / 255)

@@ -5,10 +5,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench import plugins as plugin_manager
-from workbench.contract import (check_degradation, check_deterministic, check_no_mutation, check_output,
+from workbench.api import registry as plugin_manager
+from workbench.author.degradations import (check_degradation, check_deterministic, check_no_mutation, check_output,
                                 check_varies, make_image)
-from workbench.plugins import build
+from workbench.api.registry import build
 from conftest import VIGNETTE
 
 ALL = plugin_manager.load([VIGNETTE])

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from workbench import masks
-from workbench.checks import check_model
+from workbench.images import masks
+from workbench.author.components import check_model
 from workbench_plugins.unet import UNet
 
 TINY = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "data.size=32",

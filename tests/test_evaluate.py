@@ -8,8 +8,9 @@ from PIL import Image
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from workbench import checkpoint, protocol
-from workbench.metrics import batch_ssim
+from workbench.runs import checkpoint
+from workbench.judge import protocol
+from workbench.images.metrics import batch_ssim
 
 
 def photo_array(h, w, seed):
@@ -126,7 +127,7 @@ def test_eval_set_changes_the_damage_judged(run_cli, tmp_path, folder):
 
 def test_colorization_is_judged_on_rgb(run_cli, tmp_path, folder):
     """Grayscale keeps Y, so Y would rate the damaged input near-perfect: eval, grid and the report lead with RGB."""
-    from workbench.report import write_report
+    from workbench.judge.report import write_report
 
     gray = make_run(tmp_path, [{"type": "grayscale"}], name="gray")
     result = run_cli("eval", gray, "--data", folder, "--device", "cpu")

@@ -48,7 +48,7 @@ def test_recipe_uses_plugin_degradation(site, tmp_path, photo):
 
 
 def test_plugin_degradation_keeps_the_contract(site):
-    code = ("from workbench import plugins; from workbench.contract import check_degradation;"
+    code = ("from workbench.api import registry as plugins; from workbench.author.degradations import check_degradation;"
             "p = plugins.load(); deg = p.degradations.get('posterize')();"
             "rows = check_degradation(deg, 'posterize'); print(rows); assert all(ok for _, ok, _ in rows)")
     env = {**os.environ, "PYTHONPATH": str(site)}

@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench import checkpoint
+from workbench.runs import checkpoint
 from workbench.errors import WorkbenchError
-from workbench.extend import extend_file, extend_image, fill_settings, trained_strip
+from workbench.infer.extend import extend_file, extend_image, fill_settings, trained_strip
 from workbench_plugins.classifier import Classifier
 from workbench_plugins.unet import UNet
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.checks import check_model
+from workbench.author.components import check_model
 from workbench.errors import WorkbenchError
-from workbench.extend import extend_image
-from workbench.masks import forward, push_pull, read_mask, takes_mask
-from workbench.restore import restore_tensor
+from workbench.infer.extend import extend_image
+from workbench.images.masks import forward, push_pull, read_mask, takes_mask
+from workbench.infer.restore import restore_tensor
 from workbench_plugins.unet import UNet
 
 SMALL = ["--set", "data.size=32", "--set", "data.batch_size=2", "--set", "data.valid_size=32", "--set", "model.widths=[8, 16]"]

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench import checkpoint
-from workbench import plugins as plugin_manager
+from workbench.runs import checkpoint
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
 from workbench.data.prepare import prepare
-from workbench.train import train
+from workbench.train.loop import train
 
 HERE = Path(__file__).parent
 TINY = HERE / "plugin_files" / "tiny_model.py"

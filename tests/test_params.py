@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workbench.params import Param
+from workbench.api.params import Param
 
 
 def rng(seed=0):

@@ -1,7 +1,7 @@
 """Plugin manager: built-ins, files, entry points; duplicates, unknown names, broken plugins."""
 import pytest
 
-from workbench import plugins as plugin_manager
+from workbench.api import registry as plugin_manager
 from workbench.errors import WorkbenchError
 
 BUILTIN_DEGRADATIONS = {"downsample", "grayscale", "jpeg", "watermark", "erase", "noise", "blur"}

@@ -14,7 +14,7 @@ from PIL import Image
 from workbench.data import prepare as prep
 from workbench.data.shards import INDEX, MANIFEST, PHOTOS, ShardSource
 from workbench.errors import WorkbenchError
-from workbench.imageio import read_pixels
+from workbench.images.files import read_pixels
 
 SIZE, STEP = 32, 16   # small stand-ins for 480 and 240, so photos of 100 px give several rows and columns
 

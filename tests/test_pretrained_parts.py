@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from workbench import checkpoint, hookimpl
-from workbench import plugins as plugin_manager
+from workbench import hookimpl
+from workbench.runs import checkpoint
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
-from workbench.train import train
+from workbench.train.loop import train
 
 SMALL = ["data.size=32", "data.batch_size=8", "data.workers=0", "data.repeat=2", "data.valid_size=32",
          "model.widths=[8, 16, 32]"]

@@ -1,10 +1,10 @@
 """Every built-in recipe trains to completion on the sample photos in CI-sized settings."""
 import pytest
 
-from workbench import checkpoint
-from workbench import plugins as plugin_manager
+from workbench.runs import checkpoint
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
-from workbench.train import train
+from workbench.train.loop import train
 
 PLUGINS = plugin_manager.load()
 TINY = ["train.epochs=1", "train.steps_per_epoch=2", "data.size=32", "data.valid_size=32", "data.batch_size=4",

@@ -16,11 +16,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from workbench import checkpoint, hookimpl, rundir
-from workbench import plugins as plugin_manager
+from workbench import hookimpl
+from workbench.runs import checkpoint
+from workbench.runs import rundir
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
 from workbench.cli import cli
-from workbench.train import train
+from workbench.train.loop import train
 
 HERE = Path(__file__).parent
 TINY = HERE / "plugin_files" / "tiny_model.py"
@@ -403,7 +405,7 @@ def test_unwritable_run_directory_fails_before_training(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(rundir, "open", refusing_open, raising=False)   # rundir's own open() only
     trained = []
-    monkeypatch.setattr("workbench.train._Trainer._train_epoch", lambda self, *args: trained.append(args))
+    monkeypatch.setattr("workbench.train.loop._Trainer._train_epoch", lambda self, *args: trained.append(args))
     result = invoke("run", make_recipe(tmp_path), "--out", tmp_path / "run", "--device", "cpu", "-q")
     assert result.exit_code == 2, result.output
     line = one_line(result.stderr)

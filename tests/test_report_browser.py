@@ -16,7 +16,7 @@ import time
 import pytest
 
 from test_report import EVAL, ODD, RECIPE, make_samples, metrics_lines
-from workbench.report import write_report
+from workbench.judge.report import write_report
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (/usr/bin/chromium; apt-get install -y chromium)")

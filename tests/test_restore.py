@@ -4,9 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench import checkpoint
+from workbench.runs import checkpoint
 from workbench.errors import WorkbenchError
-from workbench.restore import prepare_input, restore_files, restore_tensor, tile_starts
+from workbench.infer.restore import prepare_input, restore_files, restore_tensor, tile_starts
 from workbench_plugins.unet import UNet
 
 WIDTHS = [8, 16, 32]

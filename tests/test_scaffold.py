@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from workbench.cli import cli
 from workbench.errors import WorkbenchError
-from workbench.scaffold import REGISTRY, check_name, class_name, new_plugin
+from workbench.author.scaffold import REGISTRY, check_name, class_name, new_plugin
 
 MADE = {"degradation": "pixelate", "model": "tiny_res", "loss": "edge_loss"}
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench import plugins as plugin_manager
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
 from workbench.errors import WorkbenchError
-from workbench.spread import Spread, in_order
-from workbench.train import train
+from workbench.devices.spread import Spread, in_order
+from workbench.train.loop import train
 
 RECIPE = """
 [recipe]
@@ -50,7 +50,7 @@ cpu_bf16 = false
 PROBE = '''
 import os, sys
 from pathlib import Path
-import workbench.restore as restore
+import workbench.infer.restore as restore
 log, rank, real = os.environ["PROBE_LOG"], os.environ.get("RANK", "0"), restore.write_image
 
 def logged(img, path):

@@ -1,9 +1,9 @@
 """The built-in TensorBoard event plugin writes event files that TensorBoard's reader reads back."""
 import pytest
 
-from workbench import plugins as plugin_manager
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
-from workbench.train import train
+from workbench.train.loop import train
 from conftest import HERE
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[tensorboard]')")

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench import checkpoint, hookimpl
-from workbench import plugins as plugin_manager
+from workbench import hookimpl
+from workbench.runs import checkpoint
+from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
 from workbench.errors import WorkbenchError
-from workbench.train import train
+from workbench.train.loop import train
 
 HERE = Path(__file__).parent
 TINY = HERE / "plugin_files" / "tiny_model.py"
@@ -185,7 +186,7 @@ def test_compile_failure_is_one_clear_error(tmp_path, recipe_file, tiny_plugins,
 
 
 def test_cpu_bf16_only_where_the_cpu_has_it(monkeypatch):
-    from workbench import device as dev
+    from workbench.devices import device as dev
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
@@ -196,7 +197,7 @@ def test_cpu_bf16_only_where_the_cpu_has_it(monkeypatch):
 
 
 def test_cpu_bf16_run_trains_and_saves_float32_weights(tmp_path, recipe_file, tiny_plugins, monkeypatch):
-    from workbench import device as dev
+    from workbench.devices import device as dev
 
     monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)   # bf16 kernels exist on any CPU, if slowly
     r = recipes.load(str(recipe_file), tiny_plugins, ["train.cpu_bf16=true", "train.epochs=1"])

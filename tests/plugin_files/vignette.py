@@ -2,8 +2,8 @@
 import torch
 
 from workbench import hookimpl
-from workbench.degradation import Degradation
-from workbench.params import Param
+from workbench.api.degradation import Degradation
+from workbench.api.params import Param
 
 
 class Vignette(Degradation):

@@ -24,13 +24,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from tqdm import tqdm
 
-from workbench import defaults
+from workbench.recipe import defaults
 from workbench.data import crops
 from workbench.data import lanes as lanes_
 from workbench.data.crops import centre_crop  # noqa: F401  (re-exported: the data package's API)
-from workbench.degradation import apply_chain
+from workbench.api.degradation import apply_chain
 from workbench.errors import WorkbenchError
-from workbench.imageio import to_float
+from workbench.images.files import to_float
 
 
 MAX_EPOCH_PHOTOS = 50_000_000   # an epoch's order is an int64 array per process: 400 MB at this size

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workbench import checkpoint
+from workbench.runs import checkpoint
 from workbench.data.lanes import cores
 from workbench.data.shards import COLUMNS, FORMAT, INDEX, MANIFEST, PHOTOS, VERSION
 from workbench.data.sources import open_source

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from workbench.errors import WorkbenchError
-from workbench.imageio import MAX_PIXELS
+from workbench.images.files import MAX_PIXELS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -16,7 +16,7 @@ import torch
 from workbench.data import archive
 from workbench.data.shards import ShardSource, is_prepared
 from workbench.errors import WorkbenchError
-from workbench.imageio import IMAGE_SUFFIXES, list_images, read_pixels, to_float
+from workbench.images.files import IMAGE_SUFFIXES, list_images, read_pixels, to_float
 
 # Everyday colour photos that ship inside the scikit-image wheel (no pooch download). Left out:
 # hubble_deep_field (82% black sky), retina (black border, 1411 px), colorwheel and logo

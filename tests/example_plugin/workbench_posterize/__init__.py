@@ -4,8 +4,8 @@ from pathlib import Path
 import torch
 
 from workbench import hookimpl
-from workbench.degradation import Degradation
-from workbench.params import Param
+from workbench.api.degradation import Degradation
+from workbench.api.params import Param
 
 
 class Posterize(Degradation):

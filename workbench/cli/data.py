@@ -1,0 +1,51 @@
+"""`workbench degrade` and `workbench batch`: damage photos, preview training pairs."""
+import math
+
+import click
+
+from workbench.cli.base import get_plugins, recipe_with_data
+
+
+@click.command()
+@click.argument("spec")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False), help="Folder for the damaged images and grid.png.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a parameter, e.g. quality=10 or degradations.0.scale=4.")
+@click.option("--seed", type=int, default=None, help="Seed for random parameters (default: the recipe's seed, else 0).")
+@click.option("--masks", is_flag=True, help="Also write the destroyed-pixel masks under OUT/masks/.")
+@click.option("--grid/--no-grid", default=True, help="Write OUT/grid.png with clean and damaged side by side.")
+def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
+    """Damage photos with SPEC: a degradation name, a recipe name or a recipe file.
+
+    INPUT may be image files, folders (searched recursively) or `sample` for the bundled photos.
+    """
+    from workbench.infer.degrade import chain_from_spec, degrade_files
+
+    chain, recipe = chain_from_spec(spec, get_plugins(), overrides)
+    seed = recipe["recipe"]["seed"] if seed is None else seed
+    results = degrade_files(chain, inputs, outdir, seed=seed, masks=masks, grid=grid)
+    finite = [s for _, s in results if math.isfinite(s)]
+    mean = f"{sum(finite) / len(finite):.2f} dB" if finite else "inf dB"
+    for name, score in results:
+        click.echo(f"{name}: PSNR {score:.2f} dB")
+    skipped = f"; {len(results.skipped)} unreadable skipped" if results.skipped else ""
+    click.echo(f"Wrote {len(results)} damaged image(s) to {outdir} (mean PSNR to clean {mean})"
+               + (f"; grid: {outdir}/grid.png" if grid else "") + skipped)
+
+
+@click.command()
+@click.argument("spec")
+@click.option("-o", "--out", "outfile", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--data", help="Folder of training images (default: the recipe's data.train).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key, e.g. data.size=128.")
+@click.option("-n", "count", type=click.IntRange(1, 64), default=8, show_default=True, help="Pairs to show.")
+@click.option("--epoch", type=click.IntRange(0), default=0, show_default=True, help="Which epoch's crops and damage.")
+@click.option("--valid", "split", flag_value="valid", default="train", help="Show validation pairs instead.")
+def batch(spec, outfile, data, overrides, count, epoch, split):
+    """Show the (damaged, clean) pairs recipe SPEC trains on, exactly as the data pipeline makes them."""
+    from workbench.train.preview import batch_grid, training_pairs
+
+    r = recipe_with_data(spec, overrides, data)
+    dataset = training_pairs(r, get_plugins(), split=split)
+    batch_grid(dataset, n=count, epoch=epoch, batch_size=r["data"]["batch_size"]).save(outfile)
+    click.echo(f"Wrote {min(count, len(dataset))} {split} pairs of {dataset!r} to {outfile}")

@@ -1,0 +1,1 @@
+"""Where work runs: device choice and autocast, torchrun process groups, inputs spread across ranks."""

@@ -1,0 +1,1 @@
+"""Using trained restorers on photos: tiled restore, outpainting a panorama, degrading photos."""

@@ -1,0 +1,84 @@
+"""`workbench degrade`: apply a degradation chain to photos and write them with a comparison grid."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from workbench import recipe as recipes
+from workbench.api.degradation import apply_chain
+from workbench.errors import WorkbenchError
+from workbench.images.grid import draw_grid
+from workbench.images.files import write_image
+from workbench.data.inputs import collect, load
+from workbench.images.metrics import psnr
+
+GRID_ROWS = 8   # enough to judge the damage at a glance; more makes the PNG unwieldy
+ZOOM = 96       # side of the centre crop shown at full resolution (upscaled in the grid)
+SHOW_SKIPPED = 5   # unreadable inputs named in the closing warning; the rest are counted
+
+
+def chain_from_spec(spec, plugins, overrides=()):
+    """SPEC is a recipe file, a degradation name, or a recipe name (checked in that order)."""
+    if not Path(spec).is_file() and spec in plugins.degradations:
+        table = {"type": spec}
+        # `--set quality=10` is short for `--set degradations.0.quality=10` here.
+        overrides = [o if o.startswith("degradations.") else f"degradations.0.{o}" for o in overrides]
+        recipe = recipes.from_dict({"degradations": [table]}, spec, plugins, overrides, from_file=False)
+    else:
+        recipe = recipes.load(spec, plugins, overrides)
+    if not recipe["degradations"]:
+        raise WorkbenchError(f"{recipe.source}: the recipe has no [[degradations]] to apply.")
+    return recipe.degradation_chain(plugins), recipe
+
+
+def _zoom(img, side=ZOOM):
+    """The centre crop at full resolution: a downscaled grid tile hides the fine damage."""
+    _, h, w = img.shape
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return img[:, top:top + side, left:left + side]
+
+
+class Degraded(list):
+    """[(name, psnr to clean)], plus `skipped`: [(name, reason)] of the inputs that could not be read."""
+
+    def __init__(self):
+        super().__init__()
+        self.skipped = []
+
+
+def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
+    """Damage each input with its own seed (seed, index); returns a `Degraded` list of (name, psnr to
+    clean). An unreadable input is skipped with a warning (as eval and restore do); none readable
+    is an error."""
+    outdir = Path(outdir)
+    found = collect(inputs, verb="degrade", sample=True)
+    if grid and any(name == "grid.png" for name, _ in found):
+        raise WorkbenchError("An input is named grid.png, which would be overwritten by the grid; rename it or pass --no-grid.")
+    results, rows = Degraded(), []
+    for i, (name, where) in enumerate(found):
+        try:
+            clean = load(where)
+        except WorkbenchError as e:
+            if len(found) == 1:
+                raise   # the only input: its own error says it all
+            print(f"warning: skipped {e}", file=sys.stderr)
+            results.skipped.append((name, str(e)))
+            continue
+        damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
+        write_image(damaged, outdir / name)
+        if masks and mask is not None:
+            write_image(mask.float().expand(3, -1, -1), (outdir / "masks" / name).with_suffix(".png"))
+        score = psnr(damaged, clean)
+        results.append((name, score))
+        if grid and len(rows) < GRID_ROWS:
+            rows.append([(clean, f"{name}: clean"), (damaged, f"damaged, {score:.2f} dB"),
+                         (_zoom(clean), "clean, centre zoom"), (_zoom(damaged), "damaged, centre zoom")])
+    if not results:
+        raise WorkbenchError(f"None of the {len(found)} inputs could be read (first: {results.skipped[0][1]}); see the warnings above.")
+    if results.skipped:
+        names = [n for n, _ in results.skipped]
+        more = ", ..." if len(names) > SHOW_SKIPPED else ""
+        print(f"warning: {len(names)} unreadable input(s) skipped: {', '.join(names[:SHOW_SKIPPED])}{more}", file=sys.stderr)
+    if grid:
+        draw_grid(rows).save(outdir / "grid.png")
+    return results

@@ -1,0 +1,1 @@
+"""Judging restorers: the published protocol, classical baselines, `eval`, the HTML report."""

@@ -1,0 +1,188 @@
+"""`workbench eval`: damage full-size photos with a run's chain, restore them, and measure the
+model against the damaged input and classical baselines with the published protocol."""
+import datetime
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from workbench.runs import checkpoint
+from workbench.judge import protocol
+from workbench import recipe as recipes
+from workbench.judge.baselines import for_chain
+from workbench.api.degradation import apply_chain
+from workbench.devices.device import pick_device
+from workbench.errors import WorkbenchError
+from workbench.data.inputs import collect, load
+from workbench.train.task import recipe_splits
+
+METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
+
+
+def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
+             which="best", self_ensemble=False, spread=None):
+    """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images]).
+    self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.infer.restore).
+    spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank judges its
+    share of the images; every rank returns the merged result, rank 0 alone the samples."""
+    from workbench.infer.restore import restore_tensor
+    from workbench.devices.spread import Spread, in_order
+
+    model, state = checkpoint.load_model(run_dir, plugins, which=which)
+    if checkpoint.task_of(state, plugins) == "classify":
+        raise WorkbenchError(f"{run_dir} is a classifier run; `workbench eval` judges restorers.")
+    # --set changes the damage to judge at (say, JPEG quality 10 for a model trained on 10-50).
+    recipe = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins, overrides)
+    chain = recipe.degradation_chain(plugins)
+    scale = _scale(chain)
+    crop = (scale if scale > 1 else 0) if crop is None else crop
+    device = pick_device(device)
+    model.to(device).eval()
+    baselines = for_chain(chain)
+    images, skipped = _images(data, recipe)
+    sp = spread or Spread()
+
+    def judge(i, name, read):
+        """One image -> (row, value-range notes, sample, None), or (None, None, None, why) for an
+        image that cannot be judged (skipped); any other error stops the command."""
+        try:
+            clean = protocol.modcrop(read(), scale)
+            if min(clean.shape[-2:]) <= 2 * crop:
+                raise WorkbenchError(f"{name}: too small to judge ({clean.shape[-1]}x{clean.shape[-2]} after cropping to a "
+                                     f"multiple of {scale} and {crop} border pixels).")
+        except WorkbenchError as e:
+            return None, None, None, str(e)
+        # Seeded by the image's place in the whole list, not in this rank's share: any split judges alike.
+        damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
+        # A model that takes the mask is told where the damage is, as Telea is (workbench.images.masks).
+        raw = restore_tensor(model, damaged, mask=mask, tile=tile, device=device, clamp=False, self_ensemble=self_ensemble)
+        notes = protocol.range_warnings({"input": damaged, "output": raw, "target": clean})
+        outputs = {"model": raw.clamp(0, 1), "input": damaged}
+        outputs.update({m: fn(clean, damaged, mask) for m, fn in baselines.items()})
+        row = {"name": name, "size": [clean.shape[-1], clean.shape[-2]],
+               "metrics": {m: protocol.measure(out, clean, crop=crop, mask=mask) for m, out in outputs.items()}}
+        sample = {"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean,
+                  "baselines": {m: outputs[m] for m in baselines}, "metrics": row["metrics"]}
+        return row, notes, sample, None
+
+    kept = {}   # index -> sample: the report's images stay on their rank until rank 0 asks for them
+    parts = sp.settle(lambda: _judge_share(sp.mine(images), judge, limit=limit, keep=keep, kept=kept, warn=sp.world == 1))
+    # 1. merge in input order, stopping where one process would have stopped (`limit` rows)
+    rows, range_notes, taken = [], set(), []
+    for i, (row, notes, skip) in in_order(parts):
+        if limit and len(rows) >= limit:
+            break
+        if skip:
+            skipped.append(skip)
+            if sp.world > 1 and sp.leader:
+                print(f"warning: skipped {skip['name']}: {skip['reason']}", file=sys.stderr)
+            continue
+        rows.append(row)
+        range_notes.update(notes)
+        taken.append(i)
+    # 2. the first `keep` judged images, gathered on rank 0 only (full-size images are not small)
+    wanted = set(taken[:keep])
+    gathered = sp.to_leader([(i, s) for i, s in kept.items() if i in wanted])
+    samples = [s for _, s in in_order(gathered)] if gathered is not None else []
+    if not rows:
+        raise WorkbenchError(f"no readable images to evaluate ({len(skipped)} skipped); check --data.")
+    if sp.leader:
+        for note in sorted(range_notes):
+            print(f"warning: value ranges differ: {note}; scores would be meaningless.", file=sys.stderr)
+    methods = list(rows[0]["metrics"])
+    mean = {m: {k: _mean([r["metrics"][m].get(k) for r in rows]) for k in METRICS if k in rows[0]["metrics"][m]} for m in methods}
+    # The headline: Y, as published SR/JPEG results are; RGB where the damage keeps luma (Y would
+    # rate the grayscale input as nearly perfect).
+    primary = "psnr_rgb" if any(getattr(d, "keeps_luma", False) for _, d in chain) else "psnr_y"
+    result = {
+        "run": str(run_dir), "recipe": recipe.name, "task": "restore", "checkpoint": which,
+        "epoch": state.get("epoch"), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "protocol": {**protocol.DESCRIPTION, "crop": crop, "seed": seed, "self_ensemble": bool(self_ensemble),
+                     "degradations": " -> ".join(repr(d) for _, d in chain), "modcrop": scale,
+                     "data": [str(d) for d in data] or ["the run's validation images"], "images": len(rows),
+                     "range_warnings": sorted(range_notes)},
+        "methods": methods, "mean": mean, "primary": primary,
+        "gain": {k: mean["model"][k] - mean["input"][k] for k in mean["model"]},
+        "images": rows, "skipped": skipped,
+    }
+    return result, samples
+
+
+def _judge_share(share, judge, *, limit, keep, kept, warn):
+    """This rank's [(index, (name, loader))] -> [(index, (row, range notes, None) or (None, None, skip))].
+    It stops after `limit` rows and keeps the first `keep` samples in `kept`: one process's first
+    `limit` (`keep`) rows are each rank's first ones, so the merge finds all it needs."""
+    records, n_rows = [], 0
+    for i, (name, read) in share:
+        if limit and n_rows >= limit:
+            break
+        row, notes, sample, reason = judge(i, name, read)
+        if reason is not None:
+            if warn:
+                print(f"warning: skipped {name}: {reason}", file=sys.stderr)
+            records.append((i, (None, None, {"name": name, "reason": reason})))
+            continue
+        records.append((i, (row, sorted(notes), None)))
+        n_rows += 1
+        if len(kept) < keep:
+            kept[i] = sample
+    return records
+
+
+def _scale(chain):
+    """The super-resolution factor: ground truth is cropped to a multiple of it, and so is the border."""
+    for name, deg in chain:
+        if name == "downsample":
+            return int(deg.scale.max)
+    return 1
+
+
+def _images(data, recipe):
+    """[(name, loader)] for full-size images: the --data folders, else the run's validation split."""
+    skipped = []
+    if data:
+        return [(name, lambda w=where: load(w)) for name, where in collect(data, verb="evaluate")], skipped
+    _, (src, idx) = recipe_splits(recipe)   # the very images the run validated on
+    return [(src.name(i), lambda i=i: src.load(i)) for i in idx], skipped
+
+
+def _mean(values):
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def write_json(result, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2, allow_nan=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def table(result):
+    """The terminal summary: mean per method, then the model's gain over the input."""
+    cols = [k for k in METRICS if k in result["mean"]["model"]]
+    head = f"{'method':<16}" + "".join(f"{c:>11}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for m in result["methods"]:
+        lines.append(f"{m:<16}" + "".join(f"{_fmt(result['mean'][m].get(c), c):>11}" for c in cols))
+    lines.append(f"{'model - input':<16}" + "".join(f"{_fmt(result['gain'].get(c), c, sign=True):>11}" for c in cols))
+    p = result["protocol"]
+    if result.get("primary") == "psnr_rgb":
+        lines.append("judge by psnr_rgb: this damage leaves luma (Y) intact, so the Y columns cannot see it")
+    lines.append(f"{p['images']} images; PSNR/SSIM on 8-bit RGB and BT.601 Y (16-235), border crop {p['crop']}; "
+                 f"SSIM of Wang et al. (scikit-image, Gaussian 11x11, sigma 1.5); seed {p['seed']}"
+                 + ("; model self-ensembled over 8 flips and turns" if p.get("self_ensemble") else "")
+                 + (f"; {len(result['skipped'])} skipped" if result["skipped"] else ""))
+    return "\n".join(lines)
+
+
+def _fmt(v, key, sign=False):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:+.4f}" if key.startswith("ssim") and sign else f"{v:.4f}" if key.startswith("ssim") else f"{v:+.2f}" if sign else f"{v:.2f}"

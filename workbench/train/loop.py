@@ -1,0 +1,287 @@
+"""The training engine: a recipe in, a trained restorer in a run directory out.
+
+AdamW with a one-cycle schedule (Smith 2018), as the lesson trains; validation after every epoch;
+`last.pt` (everything a resume needs) and `best.pt` written atomically. Randomness of the data
+is a function of (seed, epoch, index) and the torch RNG state is checkpointed, so a resumed run
+ends exactly as an uninterrupted one. Ctrl-C or SIGTERM saves `last.pt` after the current step
+(mid-epoch: it also records the step and the epoch's running loss) and the resume picks up there.
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from workbench.devices import distributed
+from workbench.images import masks
+from workbench.runs import rundir
+from workbench.data import EpochSampler, make_loader, train_loader
+from workbench.data.pairs import decode_skipped, warn_unreadable
+from workbench.devices.device import autocast, autocast_dtype, pick_device
+from workbench.errors import WorkbenchError
+from workbench.train.interrupt import StopSignals
+from workbench.images.metrics import psnr
+from workbench.train.objective import build_objective
+from workbench.api.registry import build
+from workbench.train.task import make_task
+from workbench.train.state import CheckpointState, set_rng_state
+
+MAX_BAD_STEPS = 10   # consecutive non-finite losses before the run stops instead of skipping
+SHOW_SKIPPED = 5     # unreadable files named in the end-of-run summary; the rest are counted
+
+
+@dataclass
+class Run:
+    """What event plugins see of a live run."""
+
+    dir: Path
+    recipe: object
+    model: torch.nn.Module
+    device: torch.device
+    epochs: int
+    start_epoch: int = 0
+    rank: int = 0
+    world: int = 1
+    task: str = "restore"
+    history: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)   # sorted names of unreadable images skipped so far
+
+
+def train(recipe, plugins, *, out=None, device="auto", resume=None, progress=True):
+    """Train `recipe`; returns the run directory. `resume` continues a run directory's last.pt."""
+    device = pick_device(device)
+    rank, world, device = distributed.setup(device)
+    try:
+        with StopSignals(announce=progress and rank == 0) as stop:
+            return _Trainer(recipe, plugins, device, rank, world, progress, stop).fit(out, resume)
+    finally:
+        distributed.teardown()
+
+
+class _Stop(Exception):
+    """Raised inside the loop once a stop was requested and last.pt holds the state to resume."""
+
+
+class _Trainer(CheckpointState):
+    def __init__(self, recipe, plugins, device, rank, world, progress, stop):
+        self.recipe, self.plugins, self.device, self.rank, self.world, self.stop = recipe, plugins, device, rank, world, stop
+        self.progress = progress and rank == 0
+        tcfg, data = recipe["train"], recipe["data"]
+        if tcfg["epochs"] < 1:
+            raise WorkbenchError(f"{recipe.source}: train.epochs must be 1 or more, got {tcfg['epochs']}.")
+        torch.manual_seed(recipe["recipe"]["seed"])   # same initial weights on every rank and every run
+        # 1. data
+        self.task = make_task(recipe, plugins)
+        self.loader, self.sampler = train_loader(self.task.train, batch_size=data["batch_size"], workers=data["workers"],
+                                                 rank=rank, world=world)
+        valid_sampler = EpochSampler(len(self.task.valid), shuffle=False)
+        self.valid_loader = make_loader(self.task.valid, valid_sampler, batch_size=data["batch_size"], workers=0)
+        self.steps = len(self.loader) if tcfg["steps_per_epoch"] <= 0 else min(len(self.loader), tcfg["steps_per_epoch"])
+        # 2. model, resolved so the checkpoint can rebuild it
+        recipe.cfg["model"] = self.task.configure_model(dict(recipe["model"] or {"type": "unet"}))
+        _, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
+        masks.check_mask_source(self.model, self.task.chain)
+        self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
+        self.model.to(device, memory_format=self.memory_format)
+        self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if world > 1 else self.model
+        # Compiled for training only: validation crops vary in size and would recompile each time.
+        self.forward = torch.compile(self.ddp) if tcfg["compile"] else self.ddp
+        self.compiled_once = not tcfg["compile"]
+        self.objective = build_objective(recipe, plugins, default=self.task.default_loss).to(device)
+        # 3. optimiser and schedule
+        self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+        # +1: OneCycleLR wraps around if stepped as many times as total_steps.
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)
+        self.best = -math.inf
+        self.saved = (0, 0)  # (epochs, steps into the next epoch) in last.pt: what an interruption keeps
+        self.partial = {}    # the running loss sums of an epoch resumed in its middle
+        self.bad = 0         # consecutive non-finite losses, counted across epoch boundaries
+        self._skipped = {}   # reason -> name of every unreadable image a batch passed over
+        self._samples = []   # the last validation's images, for report.html
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def fit(self, out, resume):
+        tcfg = self.recipe["train"]
+        start = first_step = 0
+        if resume is not None:
+            run_dir = Path(resume)
+            start, first_step = self.saved = self._load_state(run_dir)
+            if start >= tcfg["epochs"]:
+                raise WorkbenchError(f"{run_dir} already finished all {tcfg['epochs']} epochs; nothing to resume.")
+        elif self.rank == 0:
+            run_dir = rundir.new_run_dir(self.recipe.name, out)
+            rundir.write_recipe(run_dir, self.recipe)
+        else:
+            run_dir = Path(out) if out else None
+        self.run = Run(run_dir, self.recipe, self.model, self.device, tcfg["epochs"], start, self.rank, self.world, self.task.kind)
+        self._hook("on_run_start", run=self.run)
+        metrics = {}
+        try:
+            for epoch in range(start, tcfg["epochs"]):
+                self._set_frozen(epoch < tcfg["freeze_epochs"])
+                train_metrics = self._train_epoch(epoch, first_step if epoch == start else 0)
+                metrics = self._end_epoch(epoch, train_metrics)
+                if epoch + 1 < tcfg["epochs"] and self._stop_requested():
+                    raise _Stop   # signalled during validation: last.pt already holds this epoch
+        except (_Stop, KeyboardInterrupt) as e:
+            self._report_interruption(run_dir, saved_now=isinstance(e, _Stop))
+            raise SystemExit(130) from None
+        self._hook("on_run_end", run=self.run, metrics=metrics)
+        if self.rank == 0 and self.run.skipped:
+            names = self.run.skipped
+            more = ", ..." if len(names) > SHOW_SKIPPED else ""
+            tqdm.write(f"warning: skipped {len(names)} unreadable image(s): {', '.join(names[:SHOW_SKIPPED])}{more}", file=sys.stderr)
+        if self.rank == 0:
+            from workbench.judge.report import write_report
+
+            write_report(run_dir, self._samples)
+        if self.progress:
+            tqdm.write(f"Finished: {self._summary(metrics)}. Run directory: {run_dir}")
+        return run_dir
+
+    def _train_epoch(self, epoch, first_step=0):
+        self.model.train()
+        self.sampler.set_epoch(epoch, skip=first_step)
+        totals, n_steps = (self.partial.get("totals", {}), self.partial.get("steps", 0)) if first_step else ({}, 0)
+        n_images, t0 = 0, time.perf_counter()
+        bar = tqdm(total=self.steps, initial=first_step, desc=f"epoch {epoch + 1}/{self.run.epochs}",
+                   disable=not self.progress, leave=False)
+        batches, step = iter(self.loader), first_step
+        if first_step:
+            # Creating the loader's iterator draws from the torch RNG; the checkpoint's state was
+            # taken after that draw, so it is restored only now.
+            set_rng_state(self.partial["rng"])
+        while step < self.steps:
+            if self._stop_requested():
+                bar.close()
+                self._save_mid_epoch(epoch, step, totals, n_steps)
+                raise _Stop
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception:
+                # A signal sent to the whole process group also stops the DataLoader's workers;
+                # the flag says this is an interruption, not a broken loader: save and stop.
+                if self.stop.requested:
+                    continue
+                raise
+            step += 1
+            self._note_skipped(batch)
+            x, y = self.task.inputs(batch, self.device)
+            x = x.contiguous(memory_format=self.memory_format)
+            with autocast(self.device, self.amp_dtype):
+                out = self._forward(x, batch["mask"])
+                loss, terms = self.objective(out.float(), y, self.model, batch["mask"])
+            if not torch.isfinite(loss):
+                # Skip the step rather than poison the weights; give up if it keeps happening. The
+                # count runs on across epochs: short epochs must not reset a diverged run forever.
+                self.bad += 1
+                self.opt.zero_grad(set_to_none=True)
+                if self.bad >= MAX_BAD_STEPS:
+                    raise WorkbenchError(self._diverged(f"{self.bad} non-finite losses in a row at epoch {epoch + 1}"))
+                self.sched.step()
+                bar.update()
+                continue
+            self.bad = 0
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.recipe["train"]["grad_clip"] > 0:
+                self.scaler.unscale_(self.opt)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe["train"]["grad_clip"])
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.step()
+            n_images += len(x)
+            n_steps += 1
+            loss = loss.detach()
+            for k, v in {"loss": loss, **terms}.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            rate = n_images * self.world / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
+            bar.update()
+        bar.close()
+        seconds = time.perf_counter() - t0
+        out = {f"train_{k}" if k == "loss" else k: distributed.all_mean(v / max(n_steps, 1), self.device) for k, v in totals.items()}
+        return {**out, "images_per_s": n_images * self.world / max(seconds, 1e-9), "seconds": seconds,
+                "lr": self.sched.get_last_lr()[0]}
+
+    def _forward(self, x, mask):
+        # masks.forward passes the mask only to a model that takes it (an inpainter told where the holes are).
+        if self.compiled_once:
+            return masks.forward(self.forward, x, mask)
+        try:   # compilation happens at the first call; a missing compiler or backend shows here
+            out = masks.forward(self.forward, x, mask)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise WorkbenchError(f"train.compile = true failed ({first}); set train.compile = false to train without it.") from e
+        self.compiled_once = True
+        return out
+
+    def _end_epoch(self, epoch, train_metrics):
+        # A finite loss can still come with NaN/Inf gradients (checked on every rank: DDP keeps their weights equal).
+        self._require_finite(epoch)
+        record = {"epoch": epoch + 1, **train_metrics}
+        if self.rank == 0:
+            self.model.eval()
+            valid, images = self.task.validate(self.model, self._noting(self.valid_loader), self.device, self.amp_dtype)
+            record["valid"] = valid
+            if self.run.skipped:
+                record["skipped"] = self.run.skipped
+            self._hook("on_validation_end", run=self.run, epoch=epoch + 1, metrics=valid, images=images)
+            rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
+            with self.stop.saving():
+                self._save(epoch + 1, valid)
+            rundir.save_grid(self.run.dir, images)
+            self._samples = [{"name": n, "damaged": d, "restored": r, "clean": c,
+                              "metrics": {"model": {"psnr": psnr(r, c)}, "input": {"psnr": psnr(d, c)}}}
+                             for n, d, r, c in images]
+            if self.progress:
+                tqdm.write(f"epoch {epoch + 1}/{self.run.epochs}: {self._summary(record)}")
+        distributed.barrier()
+        self.run.history.append(record)
+        self._hook("on_epoch_end", run=self.run, epoch=epoch + 1, metrics=record)
+        return record
+
+    def _note_skipped(self, batch):
+        """Learn the unreadable files a batch passed over (maybe in a worker): warn once, count them."""
+        for reason, name in decode_skipped(batch).items():
+            if reason not in self._skipped:
+                self._skipped[reason] = name
+                warn_unreadable(reason)
+                self.run.skipped = sorted(self._skipped.values())
+
+    def _noting(self, loader):
+        for batch in loader:
+            self._note_skipped(batch)
+            yield batch
+
+    def _set_frozen(self, frozen):
+        """Freeze a pretrained encoder for the first train.freeze_epochs epochs (lesson 25)."""
+        encoder = getattr(self.model, "encoder_parameters", None)
+        if encoder is None or not self.recipe["model"].get("encoder"):
+            return
+        for p in encoder():
+            p.requires_grad_(not frozen)
+
+    def _hook(self, name, **kw):
+        if self.rank != 0:
+            return
+        for impl in getattr(self.plugins.pm.hook, name).get_hookimpls():
+            try:
+                impl.function(**{k: kw[k] for k in impl.argnames})
+            except Exception as e:
+                raise WorkbenchError(f"plugin '{impl.plugin_name}' failed in {name}: {type(e).__name__}: {e}") from e
+
+    def _summary(self, record):
+        valid = record.get("valid", record)
+        if self.task.kind == "classify":
+            return f"train loss {record.get('train_loss', math.nan):.4f}, valid accuracy {valid.get('accuracy', math.nan):.3f}"
+        return (f"train loss {record.get('train_loss', math.nan):.4f}, valid PSNR {valid.get('psnr', math.nan):.2f} dB "
+                f"(input {valid.get('input_psnr', math.nan):.2f}), SSIM {valid.get('ssim', math.nan):.4f} "
+                f"(input {valid.get('input_ssim', math.nan):.4f})")

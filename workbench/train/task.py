@@ -1,0 +1,143 @@
+"""What a recipe trains: restoration (damaged -> clean) or classification (image -> class).
+
+A task builds the training and validation datasets from the recipe's [data] and turns a batch into
+(input, target); validation returns the metrics written to metrics.jsonl.
+"""
+import math
+
+import torch
+
+from workbench.images import masks
+from workbench.data import PairDataset, open_splits
+from workbench.devices.device import autocast
+from workbench.errors import WorkbenchError
+from workbench.images.metrics import batch_psnr, batch_ssim
+
+SSIM_WINDOW = 11   # validation crops are at least this wide: SSIM's 11 x 11 Gaussian window must fit
+
+
+def make_task(recipe, plugins):
+    factory = plugins.models.get(recipe["model"].get("type", "unet"))
+    return ClassifyTask(recipe, plugins) if getattr(factory, "task", "restore") == "classify" else RestoreTask(recipe, plugins)
+
+
+class RestoreTask:
+    """Damaged -> clean pairs; judged by PSNR and SSIM of the model and of the damaged input."""
+
+    kind, best_key, default_loss = "restore", "psnr", "l1"
+
+    def __init__(self, recipe, plugins):
+        data, seed = recipe["data"], recipe["recipe"]["seed"]
+        (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
+        self.chain = chain = recipe.degradation_chain(plugins)
+        self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
+                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=data["repeat"],
+                                 damage_first=data["damage_first"], crops_per_image=data["crops_per_image"])
+        # Region hold-outs are thin strips: judge on the largest square that fits in all of them.
+        # (Tiny photos give strips narrower than SSIM's window: those are padded up to it.)
+        valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
+        valid_size = max(valid_size, SSIM_WINDOW)
+        self.valid = PairDataset(valid_src, valid_idx, chain, size=valid_size, seed=seed, train=False,
+                                 damage_first=data["damage_first"])
+
+    def configure_model(self, spec):
+        return spec
+
+    @staticmethod
+    def inputs(batch, device):
+        return batch["damaged"].to(device, non_blocking=True), batch["clean"].to(device, non_blocking=True)
+
+    @torch.no_grad()
+    def validate(self, model, loader, device, amp_dtype, keep=4):
+        """Mean PSNR/SSIM over the validation set; also the first `keep` (name, damaged, restored, clean)."""
+        scores = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": [], "undamaged": []}
+        images = []
+        for batch in loader:
+            damaged, clean = self.inputs(batch, device)
+            with autocast(device, amp_dtype):
+                restored = masks.forward(model, damaged, batch["mask"])
+            restored = restored.float().clamp(0, 1)
+            # An image the damage left intact (a gray photo to colorize) would score an infinite
+            # input PSNR and hide the model's errors elsewhere: judge only damaged images.
+            input_psnr = batch_psnr(damaged, clean)
+            hurt = [j for j, p in enumerate(input_psnr) if math.isfinite(p)]
+            scores["undamaged"] += [len(input_psnr) - len(hurt)]
+            if not hurt:
+                continue
+            pick = lambda values: [values[j] for j in hurt]  # noqa: E731
+            scores["psnr"] += pick(batch_psnr(restored, clean))
+            scores["ssim"] += pick(batch_ssim(restored, clean))
+            scores["input_psnr"] += pick(input_psnr)
+            scores["input_ssim"] += pick(batch_ssim(damaged, clean))
+            for j in range(len(damaged)):
+                if len(images) < keep:
+                    name = self.valid.source.name(int(batch["index"][j]))
+                    images.append((name, damaged[j].cpu(), restored[j].cpu(), clean[j].cpu()))
+        undamaged = sum(scores.pop("undamaged"))
+        return {**{k: _mean(v) for k, v in scores.items()}, "images": len(scores["psnr"]), "undamaged": undamaged}, images
+
+
+class ClassifyTask:
+    """Image -> class. A folder without labels (such as `sample`) is exemplar training: each photo
+    is its own class and the network learns to tell random crops of them apart (Dosovitskiy et
+    al. 2014), which still teaches it useful features for perceptual losses and encoders."""
+
+    kind, best_key, default_loss = "classify", "accuracy", "cross_entropy"
+
+    def __init__(self, recipe, plugins):
+        data, seed = recipe["data"], recipe["recipe"]["seed"]
+        (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
+        self.chain = chain = recipe.degradation_chain(plugins)   # usually none; a degradation makes it robust to that damage
+        labelled = train_src.label(0) is not None
+        if labelled:
+            self.classes = len(train_src.classes)
+            label_train = label_valid = "source"
+        else:
+            # Exemplar classes: the training photos themselves; validate on other crops of them.
+            train_idx = sorted(set(train_idx) | set(valid_idx))
+            valid_src, valid_idx = train_src, train_idx
+            self.classes = len(train_idx)
+            label_train = label_valid = {src_i: k for k, src_i in enumerate(train_idx)}
+        common = dict(pad=data["pad"], flip=data["flip"], trivial_augment=data["trivial_augment"], seed=seed,
+                      damage_first=data["damage_first"])
+        self.train = PairDataset(train_src, train_idx, chain, size=data["size"], repeat=data["repeat"],
+                                 crops_per_image=data["crops_per_image"], labels=label_train, **common)
+        # Exemplar validation uses random crops with another seed: centre crops would be too easy.
+        valid_train = not labelled
+        self.valid = PairDataset(valid_src, valid_idx, chain, size=data["size"], train=valid_train, labels=label_valid,
+                                 **{**common, "seed": seed + 1})
+
+    def configure_model(self, spec):
+        """The number of classes comes from the data unless the recipe fixes it."""
+        return {**spec, "classes": spec.get("classes") or self.classes}
+
+    @staticmethod
+    def inputs(batch, device):
+        return batch["damaged"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
+
+    @torch.no_grad()
+    def validate(self, model, loader, device, amp_dtype, keep=0):
+        correct, total, losses = 0, 0, []
+        for batch in loader:
+            x, y = self.inputs(batch, device)
+            with autocast(device, amp_dtype):
+                logits = model(x).float()
+            losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
+            correct += (logits.argmax(1) == y).sum().item()
+            total += len(y)
+        return {"accuracy": correct / max(total, 1), "loss": sum(losses) / max(total, 1)}, []
+
+
+def recipe_splits(recipe):
+    """open_splits for the recipe's [data]; a missing, empty or unreadable folder names the recipe."""
+    data = recipe["data"]
+    try:
+        return open_splits(data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"],
+                           seed=recipe["recipe"]["seed"])
+    except WorkbenchError as e:
+        raise WorkbenchError(f"{recipe.source}: {e}") from e
+
+
+def _mean(values):
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.inf
