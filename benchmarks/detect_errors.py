@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.runs import checkpoint
-from workbench.images import masks
 from workbench import recipe as recipes
+from workbench.api.contracts import capability
 from workbench.api.degradation import apply_chain
-from workbench.data.inputs import collect, load
-from workbench.images.metrics import psnr, quantize
+from workbench.api.pixels import quantize
 from workbench.api.registry import load as load_plugins
+from workbench.data.inputs import collect, load
+from workbench.images.metrics import psnr
+from workbench.runs import checkpoint
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -72,7 +73,7 @@ def main():
     args = ap.parse_args()
     plugins = load_plugins()
     model, state = checkpoint.load_model(args.run, plugins, which=args.which)
-    if not masks.learns_mask(model):
+    if not capability(model, "learns_mask"):
         sys.exit(f"{args.run}: its model does not detect the damage (model.detect = false).")
     model.eval()
     chain = recipes.from_dict(state["recipe"], f"{args.run}/recipe.toml", plugins).degradation_chain(plugins)

@@ -168,10 +168,10 @@ def run(rows, device, plugins, args):
 
 def measure(row, config, device, plugins, args):
     """images/s and peak memory of the trainer's step on one random batch held on the device."""
-    from workbench.images import masks
+    from workbench.api.contracts import capability
+    from workbench.api.registry import build
     from workbench.devices.device import autocast
     from workbench.train.objective import build_objective
-    from workbench.api.registry import build
 
     use_amp, channels_last, compiled = CONFIGS[config]
     r, task, tcfg = row["recipe"], row["task"], row["recipe"]["train"]
@@ -192,7 +192,7 @@ def measure(row, config, device, plugins, args):
     y = (torch.randint(row["model"]["classes"], (row["batch"],), device=device) if task.kind == "classify"
          else torch.rand_like(x))
     # A masked inpainting U-Net also takes the holes: a quarter of each image, as erase might make.
-    hole = torch.rand(row["batch"], 1, row["size"], row["size"], device=device) < 0.25 if masks.takes_mask(model) else None
+    hole = torch.rand(row["batch"], 1, row["size"], row["size"], device=device) < 0.25 if capability(model, "takes_mask") else None
     if compiled:
         torch._dynamo.reset()   # a fresh model per row: start from empty caches, not the last row's graphs
     net = torch.compile(model) if compiled else model

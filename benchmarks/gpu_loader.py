@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import throughput_data
 import torch
 from PIL import Image
-
-import throughput_data
 from throughput_photos import _photo
 
 PHOTOS = 8

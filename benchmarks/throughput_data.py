@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from workbench.api import registry as wb_plugins
 from workbench import recipe as wb_recipe
+from workbench.api import registry as wb_plugins
 from workbench.data import EpochSampler, make_loader
 from workbench.train.task import make_task
 

@@ -20,11 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 import throughput_data
 import throughput_train
+from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 CBSD68 = HERE.parent.parent / "shared" / "data" / "train" / "CBSD68"

@@ -12,12 +12,12 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
+from workbench.api.registry import build
 from workbench.data import EpochSampler, make_loader
 from workbench.devices.device import autocast
 from workbench.train.interrupt import StopSignals
-from workbench.api.registry import build
 from workbench.train.loop import Run, _Trainer
 
 
@@ -59,10 +59,10 @@ def hand_loop(trainer, batches):
     r = trainer.recipe
     _, model = build(trainer.plugins.models, r["model"], where="hand loop")
     model.load_state_dict(trainer.model.state_dict())
-    model.to(memory_format=trainer.memory_format).train()
+    model.to(memory_format=trainer.learner.memory_format).train()
     opt = torch.optim.AdamW(model.parameters(), lr=r["train"]["lr"], weight_decay=r["train"]["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r["train"]["lr"], total_steps=10**7)
-    pairs = [(b["damaged"].contiguous(memory_format=trainer.memory_format), b["clean"]) for b in batches]
+    pairs = [(b["damaged"].contiguous(memory_format=trainer.learner.memory_format), b["clean"]) for b in batches]
     clip = r["train"]["grad_clip"]   # the recipe's clipping is part of the update, so both loops do it
 
     def one_pass():
@@ -97,7 +97,7 @@ def trainer_vs_hand_loop(recipe="superres", *, size=64, batch=None, n_batches=6,
             timed[name].append(images / (time.perf_counter() - t0))
     wb, hd = statistics.median(timed["workbench"]), statistics.median(timed["hand"])
     return {"recipe": recipe, "size": size, "batch": batch, "amp": str(trainer.amp_dtype or "float32"),
-            "channels_last": trainer.memory_format == torch.channels_last, "workbench_img_s": round(wb, 2),
+            "channels_last": trainer.learner.memory_format == torch.channels_last, "workbench_img_s": round(wb, 2),
             "hand_img_s": round(hd, 2), "ratio": round(wb / hd, 3), "rounds": rounds}
 
 

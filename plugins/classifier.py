@@ -9,7 +9,13 @@ feature extractor of the perceptual loss (forward hooks on modules such as "stag
 from torch import nn
 
 from workbench import hookimpl
-from workbench.api.layers import ResBlock, check_config, make_stage, norm_layer, act_layer
+from workbench.api.layers import (
+    ResBlock,
+    act_layer,
+    check_config,
+    make_stage,
+    norm_layer,
+)
 
 
 class Classifier(nn.Module):

@@ -6,6 +6,7 @@ Inpainting with Gated Convolution", ICCV 2019): random-walk polylines of random 
 centre box and a side strip are the classic inpainting and outpainting set-ups of fast.ai's 2022
 super-resolution lesson exercises. The erased pixels are reported as the mask.
 """
+import functools
 import math
 
 import cv2
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from workbench import hookimpl
-from workbench.api.degradation import Degradation
+from workbench.api.degradation import Degradation, Outpaint
 from workbench.api.params import Param
 
 SHAPES = ("rectangles", "strokes", "box", "strip")
@@ -73,6 +74,17 @@ class Erase(Degradation):
         used = [self.area] if shape == "box" else [self.side, self.strip]
         used += [self.value] if fill == "constant" else []
         return any(p.is_random for p in used)
+
+    def outpaint(self):
+        """`workbench extend` fills each new strip as training filled this erase's holes: a list or
+        range gives its first entry, one the model saw. Sides are those a "strip" was erased on."""
+        sides = set()
+        if "strip" in _values(self.shape):
+            chosen = _values(self.side)
+            sides = set(SIDES[:4]) if "random" in chosen else set(chosen)
+        strip = None if self.strip.is_random else self.strip.value
+        fill, value = _values(self.fill)[0], float(_values(self.value)[0])
+        return Outpaint(sides=sides, strip=strip, fill=functools.partial(fill_strip, fill=fill, value=value))
 
     def __call__(self, img, rng):
         c, h, w = img.shape
@@ -136,6 +148,15 @@ class Erase(Degradation):
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+def fill_strip(known, shape, rng, *, fill, value):
+    """A new strip of `shape` beside the `known` pixels, filled as `fill` fills erased pixels."""
+    if fill == "noise":  # uniform in [0, 1), as erase draws it
+        return torch.from_numpy(rng.random(shape, dtype=np.float32))
+    if fill == "mean":  # erase uses the clean image's mean; the known part is our best estimate of it
+        return known.mean(dim=(1, 2), keepdim=True).expand(shape).clone()
+    return torch.full(shape, value)
+
+
 def _values(p):
     """Every value a Param can take (a numeric range gives its two ends)."""
     if p.range is not None:

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from workbench import hookimpl
-from workbench.api.degradation import Degradation, to_uint8_hwc
+from workbench.api.degradation import Degradation
 from workbench.api.params import Param
+from workbench.api.pixels import to_uint8_hwc
 
 SUBSAMPLING = {"4:4:4": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
                "4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420}
@@ -26,6 +27,8 @@ class Jpeg(Degradation):
     def __init__(self, *, quality=30, subsampling="4:2:0"):
         self.quality = Param(quality, name="quality", kind=int, lo=1, hi=100)
         self.subsampling = Param(subsampling, name="subsampling", kind=str, choices=list(SUBSAMPLING))
+
+    baselines = ("bilateral",)   # edge-preserving smoothing: the classic cheap deblocker
 
     def __call__(self, img, rng):
         quality, sub = self.quality.sample(rng), self.subsampling.sample(rng)

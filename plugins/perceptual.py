@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench import hookimpl
-from workbench.errors import WorkbenchError, suggest
 from workbench.api.pretrained import NAMES, freeze, torchvision_backbone
+from workbench.errors import WorkbenchError, suggest
 
 # Johnson et al. used VGG relu2_2; deeper layers add semantics, shallower ones edges. These are
 # the ReLU outputs of VGG conv blocks 2, 3 and 4 (relu2_2, relu3_3, relu4_3) and the first three

@@ -34,11 +34,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from workbench import hookimpl
-from workbench.runs import checkpoint
 from workbench.api.layers import ResBlock, add_, check_config, conv, make_stage
 from workbench.images.masks import push_pull
+from workbench.runs import checkpoint
 from workbench_plugins.classifier import Classifier
-
 
 DETECT_PRIOR_LOGIT = -4.0   # sigmoid(-4) = 0.018: about the share of a photo a watermark covers
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.runs import checkpoint
 from workbench.data import archive, open_source, open_splits
 from workbench.errors import WorkbenchError
+from workbench.runs import checkpoint
 
 TINY = Path(__file__).parent / "plugin_files" / "tiny_model.py"
 

@@ -7,19 +7,19 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import HERE
 from PIL import Image
 
 from workbench import hookimpl
-from workbench.runs import checkpoint
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
 from workbench.data import PairDataset, make_loader, open_source, open_splits
-from workbench.data.pairs import EpochSampler, decode_skipped
+from workbench.data.pairs import decode_skipped
+from workbench.data.samplers import EpochSampler
 from workbench.errors import WorkbenchError
 from workbench.images.files import read_image
+from workbench.runs import checkpoint
 from workbench.train.loop import train
-
-from conftest import HERE
 
 TINY = HERE / "plugin_files" / "tiny_model.py"
 

@@ -5,8 +5,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from workbench.author.degradations import make_image
-from workbench.api.degradation import apply_chain, from_uint8_hwc, to_uint8_hwc
+from workbench.api.degradation import apply_chain
+from workbench.api.pixels import from_uint8_hwc, to_uint8_hwc
+from workbench.author.probes import make_image
 from workbench.images.files import read_image
 from workbench.images.metrics import psnr
 from workbench_plugins.downsample import Downsample

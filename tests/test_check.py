@@ -8,12 +8,23 @@ import torch
 from torch import nn
 
 from workbench.api import registry as plugin_manager
-from workbench.author.components import check_component, check_loss, check_model, find_kinds, format_rows, to_json
-from workbench.author.degradations import (assert_degradation_contract, assert_loss_contract, assert_model_contract,
-                                check_degradation, check_speed)
 from workbench.api.degradation import Degradation
-from workbench.errors import WorkbenchError
 from workbench.api.params import Param
+from workbench.author import (
+    assert_degradation_contract,
+    assert_loss_contract,
+    assert_model_contract,
+)
+from workbench.author.components import (
+    check_component,
+    find_kinds,
+    format_rows,
+    to_json,
+)
+from workbench.author.degradations import check_degradation, check_speed
+from workbench.author.losses import check_loss
+from workbench.author.models import check_model
+from workbench.errors import WorkbenchError
 
 ALL = plugin_manager.load()
 

@@ -69,6 +69,7 @@ def test_plugin_file_from_env(run_cli, photo, tmp_path, monkeypatch):
     from conftest import VIGNETTE
     monkeypatch.setenv("WORKBENCH_PLUGINS", str(VIGNETTE))
     from click.testing import CliRunner
+
     from workbench.cli import cli
     result = CliRunner().invoke(cli, ["degrade", "vignette", str(photo), "-o", str(tmp_path / "v")])
     assert result.exit_code == 0 and (tmp_path / "v" / "photo.png").exists()
@@ -120,6 +121,7 @@ def test_console_script_errors_have_no_traceback(tmp_path, photo):
 
 def test_webp_outputs_are_lossless(tmp_path):
     import torch
+
     from workbench.images.files import write_image
     img = torch.rand(3, 20, 30)
     write_image(img, tmp_path / "x.webp")

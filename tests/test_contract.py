@@ -2,14 +2,20 @@
 import numpy as np
 import pytest
 import torch
+from conftest import VIGNETTE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.api import registry as plugin_manager
-from workbench.author.degradations import (check_degradation, check_deterministic, check_no_mutation, check_output,
-                                check_varies, make_image)
 from workbench.api.registry import build
-from conftest import VIGNETTE
+from workbench.author.degradations import (
+    check_degradation,
+    check_deterministic,
+    check_no_mutation,
+    check_output,
+    check_varies,
+)
+from workbench.author.probes import make_image
 
 ALL = plugin_manager.load([VIGNETTE])
 NAMES = ALL.degradations.names()

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from workbench.images import masks
-from workbench.author.components import check_model
+from workbench.api.contracts import capability
+from workbench.author.models import check_model
 from workbench_plugins.unet import UNet
 
 TINY = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "data.size=32",
@@ -34,9 +34,9 @@ def test_the_untrained_detecting_unet_is_the_identity_and_says_it_learns_the_mas
     model = UNet(widths=[8, 16, 32], detect=True)
     img = torch.rand(2, 3, 37, 45)
     assert torch.equal(model(img), img)
-    assert masks.learns_mask(model) and not masks.takes_mask(model)
-    assert not masks.learns_mask(UNet(widths=[8, 16]))
-    assert masks.mask_loss(UNet(widths=[8, 16]), torch.zeros(1, 1, 8, 8, dtype=torch.bool)) is None
+    assert capability(model, "learns_mask") and not capability(model, "takes_mask")
+    assert not capability(UNet(widths=[8, 16]), "learns_mask")
+    assert capability(object(), "mask_loss")(torch.zeros(1, 1, 8, 8, dtype=torch.bool)) is None
 
 
 def test_mask_loss_is_the_weighted_cross_entropy_plus_the_keep_term_of_the_last_forward():
@@ -54,14 +54,10 @@ def test_mask_loss_is_the_weighted_cross_entropy_plus_the_keep_term_of_the_last_
     keep = (change.square() * ~mask).mean()
     assert keep > 0
     expected = 0.5 * bce + 2.0 * keep
-    assert masks.mask_loss(model, mask).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert capability(model, "mask_loss")(mask).item() == pytest.approx(expected.item(), rel=1e-5)
 
-    class Wrapped(torch.nn.Module):   # as DistributedDataParallel holds the model
-        def __init__(self, module):
-            super().__init__()
-            self.module = module
-
-    assert masks.mask_loss(Wrapped(model), mask).item() == pytest.approx(expected.item(), rel=1e-5)
+    # read through a wrapper, as DistributedDataParallel holds the model
+    assert capability(torch.nn.DataParallel(model), "mask_loss")(mask).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 @functools.lru_cache
@@ -72,7 +68,7 @@ def trained_on_stamps(keep_weight):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(150):
         damaged, clean, mask = stamped(seed=step)
-        loss = F.mse_loss(model(damaged), clean) + masks.mask_loss(model, mask)
+        loss = F.mse_loss(model(damaged), clean) + model.mask_loss(mask)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -8,9 +8,9 @@ from PIL import Image
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from workbench.runs import checkpoint
-from workbench.judge import protocol
 from workbench.images.metrics import batch_ssim
+from workbench.judge import protocol
+from workbench.runs import checkpoint
 
 
 def photo_array(h, w, seed):
@@ -34,8 +34,8 @@ def test_protocol_against_independent_computation():
 
 
 def test_y_is_limited_range():
-    white, black = np.full((1, 1, 3), 255.0), np.zeros((1, 1, 3))
-    assert protocol.rgb_to_y(white)[0, 0] == pytest.approx(235, abs=0.01) and protocol.rgb_to_y(black)[0, 0] == 16
+    white, black = torch.full((3, 1, 1), 255.0, dtype=torch.float64), torch.zeros(3, 1, 1, dtype=torch.float64)
+    assert protocol.rgb_to_y(white)[0, 0, 0] == pytest.approx(235, abs=0.01) and protocol.rgb_to_y(black)[0, 0, 0] == 16
 
 
 def test_modcrop():

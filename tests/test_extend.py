@@ -3,14 +3,22 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.runs import checkpoint
+from workbench import recipe as recipes
+from workbench.api import registry
 from workbench.errors import WorkbenchError
-from workbench.infer.extend import extend_file, extend_image, fill_settings, trained_strip
+from workbench.infer.extend import extend_file, extend_image, outpaint_of
+from workbench.runs import checkpoint
 from workbench_plugins.classifier import Classifier
 from workbench_plugins.unet import UNet
 
 ERASE = {"type": "erase", "shape": "strip", "strip": 0.25, "fill": "constant", "value": 0.5}
 CFG = {"degradations": [ERASE]}
+PLUGINS = registry.load()
+
+
+def trained(cfg):
+    """The `Outpaint` a run of recipe `cfg` extends with, as `extend_file` finds it."""
+    return outpaint_of(recipes.from_dict(cfg, "test", PLUGINS).degradation_chain(PLUGINS))
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +33,7 @@ def img():
 
 
 def test_right_three_times_keeps_the_original_and_copies_the_fill(net, img):
-    out = extend_image(net, img, side="right", times=3, recipe_cfg=CFG)
+    out = extend_image(net, img, side="right", times=3, outpaint=trained(CFG))
     assert out.shape == (3, 32, 70)  # 40 + 3 * round(0.25 * 40)
     assert torch.equal(out[:, :, :40], img)
     assert (out[:, :, 40:] == 0.5).all()
@@ -36,7 +44,7 @@ def test_right_three_times_keeps_the_original_and_copies_the_fill(net, img):
     ("top", (3, 48, 40), (slice(None), slice(16, None), slice(None))),
     ("bottom", (3, 48, 40), (slice(None), slice(0, 32), slice(None)))])
 def test_other_sides_grow_the_right_way(net, img, side, shape, where):
-    out = extend_image(net, img, side=side, times=2, recipe_cfg=CFG)
+    out = extend_image(net, img, side=side, times=2, outpaint=trained(CFG))
     assert out.shape == shape
     assert torch.equal(out[where], img)
     new = torch.ones(shape, dtype=torch.bool)
@@ -56,10 +64,10 @@ def perturbed(seed=0):
 
 def test_noise_fill_is_deterministic_for_a_seed(img):
     model, cfg = perturbed(), {"degradations": [{"type": "erase", "shape": "strip", "fill": "noise"}]}
-    a, b = (extend_image(model, img, times=2, strip=0.2, recipe_cfg=cfg, seed=3) for _ in range(2))
+    a, b = (extend_image(model, img, times=2, strip=0.2, outpaint=trained(cfg), seed=3) for _ in range(2))
     assert torch.equal(a, b) and a.shape == (3, 32, 56)
     assert torch.equal(a[:, :, :40], img)
-    assert not torch.equal(a, extend_image(model, img, times=2, strip=0.2, recipe_cfg=cfg, seed=4))
+    assert not torch.equal(a, extend_image(model, img, times=2, strip=0.2, outpaint=trained(cfg), seed=4))
 
 
 class Grey(torch.nn.Module):
@@ -70,7 +78,7 @@ class Grey(torch.nn.Module):
 
 
 def test_only_the_models_strip_is_kept(img):
-    out = extend_image(Grey(), img, side="left", times=2, recipe_cfg=CFG)
+    out = extend_image(Grey(), img, side="left", times=2, outpaint=trained(CFG))
     assert torch.equal(out[:, :, 20:], img) and (out[:, :, :20] == 0.25).all()
 
 
@@ -79,16 +87,18 @@ def test_mean_fill_and_recipe_settings(net):
     img[1] = 0.7
     cfg = {"degradations": [{"type": "jpeg"}, {"type": "erase", "shape": ["box", "strip"], "strip": 0.5,
                                                "fill": ["mean", "noise"], "value": [0.1, 0.9]}]}
-    assert trained_strip(cfg) == 0.5 and fill_settings(cfg) == ("mean", 0.1)
-    out = extend_image(net, img, side="bottom", recipe_cfg=cfg)  # strip=None: the recipe's 0.5
+    settings = trained(cfg)
+    assert settings.strip == 0.5 and settings.sides == {"left", "right", "top", "bottom"}
+    out = extend_image(net, img, side="bottom", outpaint=trained(cfg))  # strip=None: the recipe's 0.5
     assert out.shape == (3, 12, 12)
     assert torch.allclose(out[:, 8:], img[:, :4])  # a flat image's mean is its colour
-    assert trained_strip(None) == 0.25 and fill_settings({}) == ("noise", 0.5)
-    assert trained_strip({"degradations": [{"type": "erase", "strip": [0.1, 0.3]}]}) == 0.25
+    assert trained({"degradations": [{"type": "jpeg"}]}) is None   # no erase: noise, the default strip
+    rectangles = trained({"degradations": [{"type": "erase", "strip": [0.1, 0.3]}]})
+    assert rectangles.strip is None and not rectangles.sides          # never erased a strip: extend warns
 
 
 def test_tiny_images(net):
-    out = extend_image(net, torch.rand(3, 2, 3), side="top", times=2, strip=0.9, recipe_cfg=CFG)
+    out = extend_image(net, torch.rand(3, 2, 3), side="top", times=2, strip=0.9, outpaint=trained(CFG))
     assert out.shape == (3, 4, 3)  # at least one known pixel per window: 1 new row per step
     with pytest.raises(WorkbenchError, match="at least 2"):
         extend_image(net, torch.rand(3, 5, 1), side="left")
@@ -99,7 +109,7 @@ def test_tiny_images(net):
                          ids=str)
 def test_bad_arguments_name_themselves(net, img, tmp_path, kw, name):
     with pytest.raises(WorkbenchError, match=name):
-        extend_image(net, img, recipe_cfg=CFG, **kw)
+        extend_image(net, img, outpaint=trained(CFG), **kw)
     with pytest.raises(WorkbenchError, match=name):  # before any file is touched
         extend_file(tmp_path / "no-run", tmp_path / "no.png", tmp_path / "out.png", **kw)
 

@@ -5,8 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.data import PairDataset, open_source, train_loader
-from workbench.data import crops
+from workbench.data import PairDataset, crops, open_source, train_loader
 from workbench.data.lanes import LaneSampler, auto_workers
 from workbench.errors import WorkbenchError
 

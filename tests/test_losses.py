@@ -7,10 +7,10 @@ import pytest
 import torch
 import torchvision
 
-from workbench.runs import checkpoint
 from workbench.api import pretrained
 from workbench.api import registry as plugin_manager
 from workbench.errors import WorkbenchError
+from workbench.runs import checkpoint
 from workbench_plugins.losses import L1, MSE, Charbonnier, CrossEntropy
 from workbench_plugins.perceptual import Perceptual
 

@@ -6,12 +6,17 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.author.components import check_model
+from workbench import recipe as recipes
+from workbench.api import registry
+from workbench.api.contracts import call_model, capability
+from workbench.author.models import check_model
 from workbench.errors import WorkbenchError
-from workbench.infer.extend import extend_image
-from workbench.images.masks import forward, push_pull, read_mask, takes_mask
+from workbench.images.masks import push_pull, read_mask
+from workbench.infer.extend import extend_image, outpaint_of
 from workbench.infer.restore import restore_tensor
 from workbench_plugins.unet import UNet
+
+PLUGINS = registry.load()
 
 SMALL = ["--set", "data.size=32", "--set", "data.batch_size=2", "--set", "data.valid_size=32", "--set", "model.widths=[8, 16]"]
 TINY = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", *SMALL, "-q"]
@@ -99,7 +104,7 @@ def test_masked_unet_learns_inside_the_holes_only():
 
 def test_masked_unet_passes_the_model_contract_and_says_it_takes_the_mask():
     net = UNet(widths=[8, 16], masked=True)
-    assert takes_mask(net) and not takes_mask(UNet(widths=[8, 16]))
+    assert capability(net, "takes_mask") and not capability(UNet(widths=[8, 16]), "takes_mask")
     assert all(passed for _, passed, _ in check_model(net))
 
 
@@ -111,7 +116,7 @@ def test_masked_unet_configuration_errors_name_the_value():
     with pytest.raises(ValueError, match="needs the mask"):
         UNet(widths=[8, 16], masked=True)(torch.rand(1, 3, 8, 8))
     with pytest.raises(WorkbenchError, match="--mask"):
-        forward(UNet(widths=[8, 16], masked=True), torch.rand(1, 3, 8, 8), None)
+        call_model(UNet(widths=[8, 16], masked=True), torch.rand(1, 3, 8, 8), None)
 
 
 def test_tiled_restore_gives_each_tile_its_part_of_the_mask():
@@ -131,7 +136,7 @@ def test_extend_tells_a_masked_model_where_the_new_strip_is():
     img = torch.zeros(3, 24, 40)
     img[..., 20:] = 1.0
     cfg = {"degradations": [{"type": "erase", "shape": "strip", "fill": "noise"}]}
-    out = extend_image(net, img, side="right", times=2, recipe_cfg=cfg)
+    out = extend_image(net, img, side="right", times=2, outpaint=outpaint_of(recipes.from_dict(cfg, "test", PLUGINS).degradation_chain(PLUGINS)))
     assert out.shape == (3, 24, 60) and torch.equal(out[..., :40], img)
     new = out[..., 40:]
     # Told where the strip is, the (untrained) model fills it from the bright edge, not from the noise fill:

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from workbench.runs import checkpoint
 from workbench.api.layers import ResBlock, groups_for, make_stage
-from workbench_plugins import classifier as classifier_plugin, unet as unet_plugin
+from workbench.runs import checkpoint
+from workbench_plugins import classifier as classifier_plugin
+from workbench_plugins import unet as unet_plugin
 from workbench_plugins.classifier import Classifier
 from workbench_plugins.unet import UNet
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.runs import checkpoint
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
 from workbench.data.prepare import prepare
+from workbench.runs import checkpoint
 from workbench.train.loop import train
 
 HERE = Path(__file__).parent

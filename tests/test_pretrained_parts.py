@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from workbench import hookimpl
-from workbench.runs import checkpoint
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
+from workbench.runs import checkpoint
 from workbench.train.loop import train
 
 SMALL = ["data.size=32", "data.batch_size=8", "data.workers=0", "data.repeat=2", "data.valid_size=32",

@@ -1,9 +1,9 @@
 """Every built-in recipe trains to completion on the sample photos in CI-sized settings."""
 import pytest
 
-from workbench.runs import checkpoint
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
+from workbench.runs import checkpoint
 from workbench.train.loop import train
 
 PLUGINS = plugin_manager.load()

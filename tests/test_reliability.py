@@ -17,11 +17,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from workbench import hookimpl
-from workbench.runs import checkpoint
-from workbench.runs import rundir
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
 from workbench.cli import cli
+from workbench.runs import checkpoint, files, rundir
 from workbench.train.loop import train
 
 HERE = Path(__file__).parent
@@ -414,9 +413,9 @@ def test_unwritable_run_directory_fails_before_training(tmp_path, monkeypatch, c
 
 
 def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    real_save, real_mkstemp, temps, saves = torch.save, checkpoint.tempfile.mkstemp, [], []
+    real_save, real_mkstemp, temps, saves = torch.save, files.tempfile.mkstemp, [], []
 
-    def recording_mkstemp(*args, **kw):   # checkpoint.save writes through an fd: learn its file name
+    def recording_mkstemp(*args, **kw):   # the atomic writer writes through an fd: learn its file name
         fd, name = real_mkstemp(*args, **kw)
         temps.append(name)
         return fd, name
@@ -429,7 +428,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypa
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(state, f, *args, **kw)
 
-    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", recording_mkstemp)
+    monkeypatch.setattr(files.tempfile, "mkstemp", recording_mkstemp)
     monkeypatch.setattr(checkpoint.torch, "save", filling_save)
     result = invoke("run", make_recipe(tmp_path, epochs=3), "--out", tmp_path / "run", "--device", "cpu", "-q")
     monkeypatch.undo()

@@ -14,8 +14,8 @@ import sys
 import time
 
 import pytest
-
 from test_report import EVAL, ODD, RECIPE, make_samples, metrics_lines
+
 from workbench.judge.report import write_report
 
 CHROMIUM = shutil.which("chromium")

@@ -4,9 +4,16 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.runs import checkpoint
+from workbench import recipe as recipes
+from workbench.api import registry
 from workbench.errors import WorkbenchError
-from workbench.infer.restore import prepare_input, restore_files, restore_tensor, tile_starts
+from workbench.infer.restore import (
+    prepare_input,
+    restore_files,
+    restore_tensor,
+    tile_starts,
+)
+from workbench.runs import checkpoint
 from workbench_plugins.unet import UNet
 
 WIDTHS = [8, 16, 32]
@@ -86,13 +93,15 @@ def test_tile_error_names_both_values():
 
 
 def test_prepare_input_upsamples_for_superresolution_only():
+    plugins = registry.load()
+    chain = lambda *tables: recipes.from_dict({"degradations": list(tables)}, "test", plugins).degradation_chain(plugins)  # noqa: E731
     img = torch.rand(3, 10, 14)
-    big, scale = prepare_input(img, {"degradations": [{"type": "downsample", "scale": 2}]})
+    big, scale = prepare_input(img, chain({"type": "downsample", "scale": 2}))
     assert scale == 2 and big.shape == (3, 20, 28)
     for spec in ([2, 4], {"choices": [2, 4]}, [4, 2, 3]):
-        big, scale = prepare_input(img, {"degradations": [{"type": "grayscale"}, {"type": "downsample", "scale": spec}]})
+        big, scale = prepare_input(img, chain({"type": "grayscale"}, {"type": "downsample", "scale": spec}))
         assert scale == 4 and big.shape == (3, 40, 56)
-    same, scale = prepare_input(img, {"degradations": [{"type": "jpeg", "quality": 30}]})
+    same, scale = prepare_input(img, chain({"type": "jpeg", "quality": 30}))
     assert scale == 1 and same is img
 
 

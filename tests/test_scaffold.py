@@ -3,14 +3,14 @@ own tests, and train from a recipe; bad names and overwrites are one-line errors
 import os
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 from click.testing import CliRunner
 
+from workbench.author.scaffold import REGISTRY, check_name, class_name, new_plugin
 from workbench.cli import cli
 from workbench.errors import WorkbenchError
-from workbench.author.scaffold import REGISTRY, check_name, class_name, new_plugin
 
 MADE = {"degradation": "pixelate", "model": "tiny_res", "loss": "edge_loss"}
 

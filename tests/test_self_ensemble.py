@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from workbench.runs import checkpoint
 from workbench.infer.restore import restore_tensor
+from workbench.runs import checkpoint
 from workbench_plugins.unet import UNet
 
 # The 8 symmetries of the square written out by hand (view, and the inverse that turns it back),

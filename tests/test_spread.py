@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
-from workbench.errors import WorkbenchError
+from workbench.api import registry as plugin_manager
 from workbench.devices.spread import Spread, in_order
+from workbench.errors import WorkbenchError
 from workbench.train.loop import train
 
 RECIPE = """

@@ -1,10 +1,10 @@
 """The built-in TensorBoard event plugin writes event files that TensorBoard's reader reads back."""
 import pytest
-
-from workbench.api import registry as plugin_manager
-from workbench import recipe as recipes
-from workbench.train.loop import train
 from conftest import HERE
+
+from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
+from workbench.train.loop import train
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[tensorboard]')")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

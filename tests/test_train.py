@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from workbench import hookimpl
-from workbench.runs import checkpoint
-from workbench.api import registry as plugin_manager
 from workbench import recipe as recipes
+from workbench.api import registry as plugin_manager
 from workbench.errors import WorkbenchError
+from workbench.runs import checkpoint
 from workbench.train.loop import train
 
 HERE = Path(__file__).parent

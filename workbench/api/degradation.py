@@ -1,33 +1,12 @@
-"""The degradation contract and the chain runner.
-
-A degradation is built from keyword parameters and called as `deg(img, rng)`: `img` is a float
-tensor C x H x W in [0, 1] (RGB) and `rng` a `numpy.random.Generator`. It returns the damaged
-image of the same size and never modifies its input; the same generator state gives the same
-output. A degradation that destroys known pixels sets `reports_mask = True` and returns
-`(img, mask)`, mask a bool tensor 1 x H x W that is True where pixels were destroyed. One that
-leaves luma intact (colour removal) sets `keeps_luma = True`: PSNR on Y cannot see that damage,
-so judging leads with RGB.
-"""
-import numpy as np
+"""Running degradations: the chain in recipe order, each output checked against the contract
+(workbench.api.contracts) and every failure one line naming the plugin. Plugins subclass the
+`Degradation` base class from here."""
 import torch
 
+from workbench.api.contracts import Degradation, Outpaint, capability
 from workbench.errors import WorkbenchError
-from workbench.api.params import Param
 
-
-class Degradation:
-    """Optional base class: collects `Param` attributes to tell whether output depends on the seed."""
-
-    reports_mask = False
-    keeps_luma = False
-
-    @property
-    def is_random(self):
-        return any(p.is_random for p in vars(self).values() if isinstance(p, Param))
-
-    def __repr__(self):
-        params = ", ".join(f"{k}={p.spec!r}" for k, p in vars(self).items() if isinstance(p, Param))
-        return f"{type(self).__name__}({params})"
+__all__ = ["Degradation", "Outpaint", "DegradationError", "Step", "apply_chain"]   # the first two: for plugins
 
 
 class Step(tuple):
@@ -63,7 +42,7 @@ def apply_chain(chain, img, rng):
         name, deg = step
         try:
             out = deg(img, rng)
-            if getattr(deg, "reports_mask", False):
+            if capability(deg, "reports_mask"):
                 out, m = out
                 mask = m if mask is None else mask | m
             img = _checked(out, img)
@@ -89,21 +68,3 @@ def _checked(out, img):
     if not torch.isfinite(out.abs().amax()):   # max propagates NaN and Inf; 15x cheaper than isfinite(out).all()
         raise _Broken("returned NaN or Inf values")
     return out.to(img.dtype).clamp(0, 1)
-
-
-# -- helpers shared by the built-in degradations ----------------------------------------------------
-def to_uint8_hwc(img):
-    """C x H x W float [0, 1] tensor -> H x W x C uint8 array (rounded, as image files store it)."""
-    # Rounded in torch, then made contiguous once: OpenCV and Pillow would each copy a strided array.
-    return (img.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
-
-
-def from_uint8_hwc(arr, like=None):
-    """H x W x C (or H x W) uint8 array or PIL image -> C x H x W float tensor in [0, 1]."""
-    arr = np.asarray(arr)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if not arr.flags.writeable:  # np.asarray(PIL image) is read-only; torch wants to own its memory
-        arr = arr.copy()
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255)
-    return t if like is None else t.to(dtype=like.dtype, device=like.device)

@@ -20,6 +20,11 @@ def register_losses(register):
 
 
 @hookspec
+def register_baselines(register):
+    """Call register(name, factory) for each classical baseline; factory(deg, chain) -> fn(clean, damaged, mask) or None."""
+
+
+@hookspec
 def register_recipes(register):
     """Call register(name, path) for each recipe TOML file the plugin ships."""
 

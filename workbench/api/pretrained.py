@@ -18,7 +18,7 @@ NAMES = ("vgg16_bn", "resnet18", "resnet34")
 def _weights(name):
     if name not in NAMES:
         raise ValueError(f"net = {name!r} is not a known torchvision backbone.{suggest(name, NAMES)} Allowed: {', '.join(NAMES)}.")
-    import torchvision   # here, not at the top: it costs every process ~165 MB that loads the plugins
+    import torchvision  # here, not at the top: it costs every process ~165 MB that loads the plugins
 
     # IMAGENET1K_V1 is DEFAULT for all three; naming it keeps the file fixed if torchvision adds a V2.
     return torchvision.models.get_model_weights(name).IMAGENET1K_V1

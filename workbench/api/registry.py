@@ -16,10 +16,9 @@ import pluggy
 from workbench.api import hookspecs
 from workbench.errors import WorkbenchError, suggest
 
-KINDS = ("degradations", "models", "losses", "recipes")
-SINGULAR = {"degradations": "degradation", "models": "model", "losses": "loss", "recipes": "recipe"}
-BUILTINS = ("downsample", "grayscale", "jpeg", "filters", "watermark", "erase", "unet", "edsr", "classifier", "losses",
-            "perceptual", "recipes", "tensorboard")
+KINDS = ("degradations", "models", "losses", "baselines", "recipes")
+SINGULAR = {"degradations": "degradation", "models": "model", "losses": "loss", "baselines": "baseline", "recipes": "recipe"}
+HOME = "workbench"   # the distribution whose own entry points are the built-in plugins
 ENV_VAR = "WORKBENCH_PLUGINS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -77,7 +76,7 @@ class Plugins:
     def describe(self):
         """Each plugin with where it came from and the names it registers (for `workbench plugins`)."""
         out = []
-        for name in sorted(self.sources, key=lambda n: (not n.startswith("workbench_plugins"), n)):
+        for name in sorted(self.sources, key=lambda n: (self.sources[n]["source"] != "builtin", n)):
             entry = {"name": name, **self.sources[name]}
             for kind in KINDS:
                 reg = getattr(self, kind)
@@ -102,16 +101,25 @@ def _collect(pm, kind):
 
 
 def load(paths=()):
-    """Build the plugin manager: built-ins, installed entry points, then `paths` and $WORKBENCH_PLUGINS."""
+    """Build the plugin manager: built-ins, installed entry points, then `paths` and $WORKBENCH_PLUGINS.
+
+    The built-ins are the workbench's own entry points (pyproject.toml), loaded first and named by
+    their module; the engine imports none of them itself."""
     pm = pluggy.PluginManager("workbench")
     pm.add_hookspecs(hookspecs)
     sources = {}
-    for mod in BUILTINS:
-        name = f"workbench_plugins.{mod}"
-        pm.register(importlib.import_module(name), name=name)
-        sources[name] = {"source": "builtin"}
-    for ep in importlib.metadata.entry_points(group="workbench"):
-        dist = ep.dist.name if ep.dist else "?"
+    points = importlib.metadata.entry_points(group="workbench")
+    own = sorted((ep for ep in points if _dist(ep) == HOME), key=lambda ep: ep.name)
+    if not own:
+        raise WorkbenchError(f"the built-in plugins are not registered: the '{HOME}' package is not installed; "
+                             "run `pip install -e .` in its source folder (or `pip install workbench`).")
+    for ep in own:
+        pm.register(_import_entry_point(ep, HOME), name=ep.value)
+        sources[ep.value] = {"source": "builtin"}
+    for ep in points:
+        if _dist(ep) == HOME:
+            continue
+        dist = _dist(ep)
         module = _import_entry_point(ep, dist)
         _register(pm, module, ep.name, f"entry point '{ep.name}' of package '{dist}'")
         sources[ep.name] = {"source": "entry point", "package": dist, "module": ep.value}
@@ -122,6 +130,10 @@ def load(paths=()):
         _register(pm, module, name, f"plugin file {name}")
         sources[name] = {"source": "file", "path": str(Path(path).resolve())}
     return Plugins(pm, sources)
+
+
+def _dist(ep):
+    return ep.dist.name if ep.dist else "?"
 
 
 def _register(pm, module, name, where):

@@ -1,9 +1,8 @@
 """Contract checks for degradations, importable by any plugin's own test suite.
 
 Each check raises ContractViolation naming the property it tests; `check_degradation` runs them all
-and returns one (property, passed, reason) row each, a failing row's reason naming the property.
-`assert_degradation_contract`, `assert_model_contract` and `assert_loss_contract` raise
-AssertionError listing every failure, for a plugin's pytest suite (models and losses: checks.py).
+and returns one (property, passed, reason) row each, a failing row's reason naming the property;
+`assert_degradation_contract` raises AssertionError listing every failure, for a plugin's pytest suite.
 """
 import math
 import time
@@ -11,7 +10,15 @@ import time
 import numpy as np
 import torch
 
+from workbench.api.contracts import capability
 from workbench.api.degradation import apply_chain
+from workbench.author.probes import (
+    ContractViolation,
+    _assert,
+    _at,
+    make_image,
+    run_check,
+)
 
 SIZES = ((48, 64), (64, 48))                  # the core properties, at ordinary non-square sizes
 ODD_SIZES = ((1, 1), (2, 9), (9, 2), (8, 8), (7, 13), (33, 20))   # tiny, odd, non-square both ways
@@ -19,60 +26,11 @@ SEEDS = (0, 1, 2, 3, 4)
 SPEED_LIMIT = 2000       # ms per megapixel; generous (the slowest built-in, blur, takes ~300): flags only pathologies
 
 
-class ContractViolation(AssertionError):
-    def __init__(self, prop, reason):
-        super().__init__(f"{prop}: {reason}")
-        self.prop, self.reason = prop, reason
-
-
-def make_image(h, w, seed=0):
-    """A smooth photo-like image plus texture, so every degradation has something to damage."""
-    g = torch.Generator().manual_seed(seed)
-    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    base = torch.stack([x, y, (x + y) / 2])
-    return (0.7 * base + 0.3 * torch.rand(3, h, w, generator=g)).clamp(0, 1)
-
-
-def make_batch(h, w, n=2, seed=0):
-    """n images from make_image, n x 3 x h x w."""
-    return torch.stack([make_image(h, w, seed=seed + i) for i in range(n)])
-
-
-def run_check(prop, fn):
-    """Run fn() -> note as one row; any failure, ours or an exception from the component, fails the row."""
-    try:
-        return prop, True, fn() or ""
-    except ContractViolation as e:
-        return prop, False, str(e)
-    except Exception as e:   # a crash inside the plugin is a broken contract too, not a crash of the checker
-        return prop, False, f"{prop}: {_raised(e)}"
-
-
-def _raised(e):
-    return f"raised {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
-
-
-def _at(h, w, fn, *args, prop, **kw):
-    """fn(*args) with the image size added to whatever goes wrong."""
-    try:
-        return fn(*args, **kw)
-    except ContractViolation as e:
-        raise ContractViolation(e.prop, f"{e.reason} (at {h}x{w})") from e
-    except Exception as e:
-        raise ContractViolation(prop, f"{_raised(e)} (at {h}x{w})") from e
-
-
-def _assert(rows, what, name):
-    failed = [reason for _, ok, reason in rows if not ok]
-    if failed:
-        raise AssertionError(f"{what} '{name}' breaks the workbench contract:\n  " + "\n  ".join(failed))
-
-
 # -- degradations ---------------------------------------------------------------------------------
 def _run(deg, img, seed, name="degradation"):
     out = deg(img, np.random.default_rng(seed))
     mask = None
-    if getattr(deg, "reports_mask", False):
+    if capability(deg, "reports_mask"):
         if not (isinstance(out, tuple) and len(out) == 2):
             raise ContractViolation("mask", f"{name} sets reports_mask but returned {type(out).__name__}, not (img, mask)")
         out, mask = out
@@ -108,7 +66,7 @@ def check_deterministic(deg, img, seed=0, name="degradation"):
 
 def check_varies(deg, img, seeds=SEEDS, name="degradation"):
     """Different seeds give different outputs where the degradation says it is random."""
-    if getattr(deg, "is_random", None) is not True:
+    if capability(deg, "is_random") is not True:
         return
     outs = [_run(deg, img, s, name)[0] for s in seeds]
     if all(torch.equal(outs[0], o) for o in outs[1:]):
@@ -125,7 +83,7 @@ def check_no_mutation(deg, img, seed=0, name="degradation"):
 
 def check_mask(deg, img, seeds=SEEDS, name="degradation"):
     """A degradation claiming a mask returns a bool 1 x H x W one, non-empty for at least one seed."""
-    if not getattr(deg, "reports_mask", False):
+    if not capability(deg, "reports_mask"):
         return "no mask claimed"
     masks = [check_output(deg, img, seed, name)[1] for seed in seeds]
     if not any(m.any() for m in masks):
@@ -167,7 +125,7 @@ def check_degradation(deg, name="degradation", sizes=SIZES, *, odd_sizes=ODD_SIZ
     def chains():   # the engine's own output checks, as training runs them
         apply_chain([(name, deg)], make_image(*sizes[-1]), np.random.default_rng(0))
 
-    random = getattr(deg, "is_random", None) is True
+    random = capability(deg, "is_random") is True
     rows = [run_check("shape, dtype, range", each(check_output, "shape")),
             run_check("determinism", each(check_deterministic, "determinism")),
             run_check("variety", each(check_varies, "variety")) if random else
@@ -184,17 +142,3 @@ def check_degradation(deg, name="degradation", sizes=SIZES, *, odd_sizes=ODD_SIZ
 def assert_degradation_contract(deg, name="degradation", **kw):
     """AssertionError listing every broken property; for a plugin's own tests."""
     _assert(check_degradation(deg, name, **kw), "degradation", name)
-
-
-def assert_model_contract(model, name="model"):
-    """AssertionError listing every broken property; for a plugin's own tests."""
-    from workbench.author.components import check_model  # checks.py builds on this module, so import it late
-
-    _assert(check_model(model, name), "model", name)
-
-
-def assert_loss_contract(loss, name="loss"):
-    """AssertionError listing every broken property; for a plugin's own tests."""
-    from workbench.author.components import check_loss  # checks.py builds on this module, so import it late
-
-    _assert(check_loss(loss, name), "loss", name)

@@ -10,6 +10,7 @@ from pathlib import Path
 from string import Template
 
 from workbench.errors import WorkbenchError
+from workbench.runs import files
 
 TEMPLATES = Path(__file__).with_name("templates")
 KINDS = ("degradation", "model", "loss")
@@ -69,14 +70,12 @@ def new_plugin(kind, name, outdir="."):
     values = {"name": name, "Class": class_name(name, kind), "kind": kind, "kinds": REGISTRY[kind]}
     values["summary"] = Template(SUMMARY[kind]).substitute(values)
     values["snippet"] = Template(SNIPPET[kind]).substitute(values)
-    files = {
+    made = {
         "pyproject.toml": "pyproject.toml.tmpl",
         "README.md": "README.md.tmpl",
         f"workbench_{name}/__init__.py": f"{kind}.py.tmpl",
         f"tests/test_{name}.py": f"test_{kind}.py.tmpl",
     }
-    for dest, template in files.items():
-        path = root / dest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(Template((TEMPLATES / template).read_text()).substitute(values))
+    for dest, template in made.items():
+        files.write_text(root / dest, Template((TEMPLATES / template).read_text()).substitute(values))
     return root

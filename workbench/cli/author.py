@@ -31,7 +31,12 @@ def check(names, as_json):
 
     Each is built with its default parameters; the exit status is 1 when any check fails.
     """
-    from workbench.author.components import check_component, find_kinds, format_rows, to_json
+    from workbench.author.components import (
+        check_component,
+        find_kinds,
+        format_rows,
+        to_json,
+    )
 
     found = get_plugins()
     for name in names:

@@ -43,9 +43,10 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
 @click.option("--valid", "split", flag_value="valid", default="train", help="Show validation pairs instead.")
 def batch(spec, outfile, data, overrides, count, epoch, split):
     """Show the (damaged, clean) pairs recipe SPEC trains on, exactly as the data pipeline makes them."""
+    from workbench.images.files import save_pil
     from workbench.train.preview import batch_grid, training_pairs
 
     r = recipe_with_data(spec, overrides, data)
     dataset = training_pairs(r, get_plugins(), split=split)
-    batch_grid(dataset, n=count, epoch=epoch, batch_size=r["data"]["batch_size"]).save(outfile)
+    save_pil(batch_grid(dataset, n=count, epoch=epoch, batch_size=r["data"]["batch_size"]), outfile)
     click.echo(f"Wrote {min(count, len(dataset))} {split} pairs of {dataset!r} to {outfile}")

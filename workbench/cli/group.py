@@ -6,12 +6,12 @@ import sys
 import click
 
 from workbench import __version__
+from workbench.api import registry as plugin_manager
 from workbench.cli import author as cli_author
 from workbench.cli import data as cli_data
 from workbench.cli import judge as cli_judge
 from workbench.cli import prepare as cli_prepare
 from workbench.cli import train as cli_train
-from workbench.api import registry as plugin_manager
 from workbench.cli.base import UserError, get_plugins
 from workbench.errors import WorkbenchError
 from workbench.recipe import toml_value

@@ -104,8 +104,9 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 def grid(run_dir, outfile, data, count, seed, device):
     """Rows of damaged | baselines | restored | clean, labelled with each image's PSNR (Y; RGB for colorization)."""
-    from workbench.judge.evaluate import evaluate
+    from workbench.images.files import save_pil
     from workbench.images.grid import draw_grid
+    from workbench.judge.evaluate import evaluate
 
     result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count)
     key = result["primary"]
@@ -116,7 +117,7 @@ def grid(run_dir, outfile, data, count, seed, device):
         row += [(img, f"{m} {score(m):.2f} dB") for m, img in s["baselines"].items()]
         row += [(s["restored"], f"restored {score('model'):.2f} dB"), (s["clean"], "clean")]
         rows.append(row)
-    draw_grid(rows, height=256).save(outfile)
+    save_pil(draw_grid(rows, height=256), outfile)
     click.echo(f"Wrote {len(rows)} rows to {outfile} ({'PSNR on RGB' if key == 'psnr_rgb' else 'PSNR on Y, BT.601'})")
 
 

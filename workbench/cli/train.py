@@ -53,7 +53,7 @@ def lr_find_cmd(spec, outfile, data, overrides, start, end, steps, device):
     if not 0 < start < end:
         raise UserError(f"--start {start} and --end {end}: need 0 < start < end.")
     r = recipe_with_data(spec, overrides, data)
-    lrs, losses, suggestion = lr_find(r, get_plugins(), start=start, end=end, steps=steps, device=device)
+    lrs, losses, suggestion = lr_find(r, get_plugins(), start=start, end=end, steps=steps, device=device, progress=True)
     plot(lrs, losses, suggestion, outfile)
-    click.echo(f"Suggested learning rate: {suggestion:.2e} (steepest descent over {len(lrs)} steps); plot: {outfile}")
+    click.echo(f"Suggested learning rate: {suggestion:.2e} (from a sweep of {len(lrs)} steps); plot: {outfile}")
     click.echo(f"Use it with: workbench run {spec} --set train.lr={suggestion:.1e}")

@@ -1,18 +1,17 @@
-"""Data: image sources (sample photos, folders, Tiny ImageNet, prepared shards), crops, aligned (damaged, clean) pairs, lanes."""
+"""Data: photo sources (sample, folders, zips, Tiny ImageNet, shards), splits, crops, pairs, samplers, lanes."""
 from workbench.data.crops import centre_crop
 from workbench.data.lanes import auto_workers, train_loader
-from workbench.data.pairs import EpochSampler, PairDataset, make_loader
+from workbench.data.pairs import PairDataset
+from workbench.data.samplers import EpochSampler, make_loader
 from workbench.data.shards import ShardSource
 from workbench.data.sources import (
     SAMPLE_NAMES,
     FolderSource,
-    RegionSource,
     SampleSource,
     is_tiny_imagenet,
     open_source,
-    open_splits,
-    split_train_valid,
 )
+from workbench.data.splits import RegionSource, open_splits, split_train_valid
 
 __all__ = [
     "SAMPLE_NAMES",

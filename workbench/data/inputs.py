@@ -20,7 +20,9 @@ def collect(inputs, *, verb, sample=False):
         elif path.exists():
             found.append((path.name, path))
         elif sample and item == "sample":
-            from workbench.data import open_source  # lazy: importing scikit-image is slow
+            from workbench.data import (
+                open_source,  # lazy: importing scikit-image is slow
+            )
 
             src = open_source("sample")
             found += [(f"{src.name(i)}.png", (src, i)) for i in range(len(src))]

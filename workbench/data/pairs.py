@@ -21,17 +21,17 @@ import sys
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 from tqdm import tqdm
 
-from workbench.recipe import defaults
+from workbench.api.degradation import apply_chain
+from workbench.api.pixels import to_uint8
 from workbench.data import crops
 from workbench.data import lanes as lanes_
 from workbench.data.crops import centre_crop  # noqa: F401  (re-exported: the data package's API)
-from workbench.api.degradation import apply_chain
 from workbench.errors import WorkbenchError
 from workbench.images.files import to_float
-
+from workbench.recipe import defaults
 
 MAX_EPOCH_PHOTOS = 50_000_000   # an epoch's order is an int64 array per process: 400 MB at this size
 
@@ -77,7 +77,9 @@ class PairDataset(Dataset):
         self._ta = None
         self._plans, self._cut = {}, {}
         if self.trivial_augment:
-            from torchvision.transforms import TrivialAugmentWide  # only paid for when asked
+            from torchvision.transforms import (
+                TrivialAugmentWide,  # only paid for when asked
+            )
 
             self._ta = TrivialAugmentWide()
 
@@ -244,7 +246,7 @@ class PairDataset(Dataset):
         return img
 
     def _trivial(self, img, seed):
-        u8 = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)  # torchvision's ops expect uint8 photos
+        u8 = to_uint8(img)  # torchvision's ops expect uint8 photos
         # TrivialAugmentWide draws from torch's global RNG: fork it and seed the CPU generator only,
         # so the item stays a function of (seed, epoch, i) and the caller's RNG (CUDA too) is untouched.
         with torch.random.fork_rng(devices=[]):
@@ -290,47 +292,3 @@ def decode_skipped(batch):
 def _where(source):
     root = getattr(source, "root", None) or getattr(getattr(source, "base", None), "root", None)
     return str(root) if root is not None else repr(source)
-
-
-class EpochSampler(Sampler):
-    """Yields (epoch, i) keys, i in range(n_items * repeat); the order is shuffled by (seed, epoch).
-    `set_epoch(epoch, skip)` leaves out the epoch's first `skip` keys: a run resumed in the middle
-    of an epoch sees exactly the keys it had not reached."""
-
-    def __init__(self, n_items, *, shuffle, seed=0, repeat=1):
-        if n_items < 1 or repeat < 1:
-            raise WorkbenchError(f"EpochSampler needs n_items >= 1 and repeat >= 1, got {n_items} and {repeat}.")
-        self.n_items, self.shuffle, self.seed, self.repeat, self.epoch, self.skip = n_items, shuffle, seed, repeat, 0, 0
-
-    def set_epoch(self, epoch, skip=0):
-        self.epoch, self.skip = int(epoch), int(skip)
-
-    def __len__(self):
-        return max(0, self.n_items * self.repeat - self.skip)
-
-    def __iter__(self):
-        n = self.n_items * self.repeat
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else range(n)
-        return ((self.epoch, int(k)) for k in order[self.skip:])   # a generator: no list of keys per epoch
-
-
-def make_loader(dataset, sampler, *, batch_size, workers=0, drop_last=False):
-    """A DataLoader over `sampler`'s keys; degradation work happens in `workers` processes."""
-    if batch_size < 1:
-        raise WorkbenchError(f"data.batch_size must be 1 or more, got {batch_size}.")
-    if workers < 0:
-        raise WorkbenchError(f"data.workers must be 0 or more, got {workers}.")
-    if workers > 0:
-        lanes_.before_fork()
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        # A ragged last batch is dropped in training, unless that would leave an epoch empty.
-        drop_last=drop_last and len(sampler) >= batch_size,
-        pin_memory=torch.cuda.is_available(),  # page-locked memory only helps copies to a GPU
-        persistent_workers=workers > 0,  # keys carry the epoch, so reused workers stay reproducible
-        worker_init_fn=lanes_.init_worker if workers > 0 else None,
-    )
-

@@ -12,9 +12,9 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import tarfile
 import tempfile
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workbench.runs import checkpoint
+from workbench.api.pixels import to_uint8
 from workbench.data.lanes import cores
 from workbench.data.shards import COLUMNS, FORMAT, INDEX, MANIFEST, PHOTOS, VERSION
 from workbench.data.sources import open_source
 from workbench.errors import WorkbenchError
+from workbench.runs import files
 
 # BasicSR's DIV2K settings: 480 px crops every 240 px, PNG compression 3. Measured on the 40 crops
 # of a 2040 x 1356 photo: level 3 takes half the time of level 6 for files 0.7% larger; OpenCV and
@@ -59,7 +60,7 @@ def prepare(spec, out, *, size=SIZE, step=STEP, thresh=THRESH, shard_size=SHARD_
         summary = _write(src, tmp, size=size, step=step, thresh=thresh, shard_size=shard_size,
                          workers=workers, progress=progress, source="sample" if str(spec) == "sample" else str(Path(spec).resolve()))
         os.rename(tmp, out)   # onto an absent or empty folder only: a folder filled meanwhile makes this fail
-        checkpoint.fsync_dir(out.parent)
+        files.fsync_dir(out.parent)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise WorkbenchError(f"cannot write {out} ({e.strerror or e}); check free space and permissions, or choose another -o folder.") from e
@@ -92,7 +93,7 @@ def cut(img, size, step, thresh=THRESH):
     """[(top, left, H x W x 3 uint8 array)] of a 3 x H x W photo; a photo smaller than `size` in
     either side is kept whole (Tiny ImageNet's 64 px photos), never padded or dropped."""
     if img.dtype != torch.uint8:   # 16-bit and float photos: round to 8 bits for the PNG
-        img = img.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+        img = to_uint8(img)
     arr = img.permute(1, 2, 0).numpy()   # back to the H x W x 3 layout it was decoded in, no copy
     h, w = arr.shape[:2]
     if h < size or w < size:
@@ -102,7 +103,7 @@ def cut(img, size, step, thresh=THRESH):
 
 def encode_png(arr):
     """PNG bytes of an H x W x 3 RGB uint8 array (OpenCV wants BGR)."""
-    import cv2   # imported here, as is webdataset: every other command would pay 90 ms to load them
+    import cv2  # imported here, as is webdataset: every other command would pay 90 ms to load them
 
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
     if not ok:

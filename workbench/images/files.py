@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from workbench.api.pixels import to_uint8_hwc
 from workbench.errors import WorkbenchError
+from workbench.runs.files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _KINDS = "png/jpg/bmp/tif/webp"
@@ -112,23 +114,24 @@ def _to_rgb_array(im):
 
 def to_pil(img):
     """3 x H x W float tensor in [0, 1] -> RGB PIL image (rounded to 8 bits)."""
-    arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    return Image.fromarray(arr, "RGB")
+    return Image.fromarray(to_uint8_hwc(img), "RGB")
+
+
+def save_pil(im, path):
+    """Save a PIL image atomically (workbench.runs.files) in the format its suffix names; JPEG at
+    quality 95 with 4:4:4 and WebP lossless, so saving adds little or no damage of its own."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise WorkbenchError(f"{path}: cannot tell the image format from the name; end it in one of "
+                             f"{', '.join(IMAGE_SUFFIXES)}.")
+    options = {"JPEG": dict(quality=95, subsampling=0), "WEBP": dict(lossless=True)}.get(fmt, {})
+    return atomic_write(path, lambda f: im.save(f, fmt, **options), what="image")
 
 
 def write_image(img, path):
-    """Save a tensor image under its own format; JPEG at quality 95 with 4:4:4 and WebP lossless,
-    so saving adds little or no damage of its own to what is being judged."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im = to_pil(img)
-    suffix = path.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
-        im.save(path, quality=95, subsampling=0)
-    elif suffix == ".webp":
-        im.save(path, lossless=True)
-    else:
-        im.save(path)
+    """Save a 3 x H x W tensor image in [0, 1] as `save_pil` does."""
+    return save_pil(to_pil(img), path)
 
 
 def list_images(folder):

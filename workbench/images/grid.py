@@ -1,7 +1,10 @@
 """Labelled image grids: rows of tiles (damaged | clean | ...) with a caption above each tile."""
+from pathlib import Path
+
 from PIL import Image, ImageDraw, ImageFont
 
-from workbench.images.files import to_pil
+from workbench.images.files import save_pil, to_pil
+from workbench.images.metrics import psnr
 
 CAPTION = 18     # caption bar height in pixels
 GAP = 4          # white gap between tiles so borders of similar images stay visible
@@ -37,3 +40,12 @@ def _shorten(draw, text, font, width):
     while text and draw.textlength(text, font=font) > width:
         text = text[:-2] + "…" if len(text) > 2 else ""
     return text
+
+
+def save_grid(run_dir, images):
+    """grid.png: damaged | restored | clean for the fixed validation images, with PSNR."""
+    if not images:
+        return
+    rows = [[(d, f"{name}: damaged {psnr(d, c):.2f} dB"), (r, f"restored {psnr(r, c):.2f} dB"), (c, "clean")]
+            for name, d, r, c in images]
+    save_pil(draw_grid(rows), Path(run_dir) / "grid.png")

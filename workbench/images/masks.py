@@ -1,58 +1,14 @@
-"""Models that are told where the holes are: calling them, reading users' masks, a classical fill.
+"""Masks of missing pixels: reading a user's mask file, and the classical push-pull fill of the holes.
 
-A restorer normally sees only the damaged image. An inpainting model can instead be given the mask
-of missing pixels, as every practical inpainting tool is (DeepFill, LaMa) and as OpenCV's Telea
-baseline is: such a model sets `takes_mask = True` and is called `model(img, mask)`, mask a bool
-B x 1 x H x W tensor, True where pixels are missing. `forward` below is the one place that decides.
-
-A blind model (one that must find the damage itself) can still learn *where* the damage is from
-the mask a degradation reports: it sets `learns_mask = True` and defines `mask_loss(mask)`, which
-the training objective (workbench.train.objective, for `run` and `lr-find`) calls after each forward
-pass with the batch's true mask and adds to the loss (logged as `loss/mask`).
-At inference it is called `model(img)` like any blind model.
+Models that are told where the holes are (`takes_mask`) and those that learn where the damage is
+(`learns_mask`) are capabilities of the model contract: workbench.api.contracts.
 """
 import torch
 from torch.nn import functional as F
 
+from workbench.api.contracts import MASK_HELP
 from workbench.errors import WorkbenchError
 from workbench.images.files import read_image
-
-MASK_HELP = "a mask image of the photo's size, white (or any value >= 0.5) where pixels are missing"
-
-
-def takes_mask(model):
-    """Whether `model` (or the module inside a DistributedDataParallel wrapper) wants the mask."""
-    return bool(getattr(getattr(model, "module", model), "takes_mask", False))
-
-
-def forward(model, img, mask):
-    """model(img, mask) for a model that takes the mask, model(img) otherwise."""
-    if not takes_mask(model):
-        return model(img)
-    if mask is None:
-        raise WorkbenchError(f"this model fills the holes it is shown: it needs {MASK_HELP} (restore --mask).")
-    return model(img, mask.to(img.device, torch.bool))
-
-
-def learns_mask(model):
-    """Whether `model` (or the module inside a DistributedDataParallel wrapper) learns where the damage is."""
-    return bool(getattr(getattr(model, "module", model), "learns_mask", False))
-
-
-def mask_loss(model, mask):
-    """The model's auxiliary loss for the true `mask` of the batch it last saw, or None if it has none."""
-    return getattr(model, "module", model).mask_loss(mask) if learns_mask(model) else None
-
-
-def check_mask_source(model, chain):
-    """A model that learns where the damage is needs a degradation that says where it put it."""
-    if not learns_mask(model):
-        return
-    if not any(getattr(deg, "reports_mask", False) for _, deg in chain):
-        names = ", ".join(name for name, _ in chain) or "none"
-        raise WorkbenchError(f"the model learns where the damage is from the mask a degradation reports, but none of "
-                             f"the recipe's degradations ({names}) reports one: use one that does (watermark, "
-                             f"erase) or turn the model's detection off (model.detect = false for the unet).")
 
 
 def read_mask(path, size):

@@ -1,58 +1,70 @@
-"""Image quality numbers on 8-bit-quantised RGB, as saved files would score.
+"""PSNR and SSIM, once: on 8-bit-quantised images, as saved files would score.
 
-`ssim` follows Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03), the
-same definition as scikit-image's `structural_similarity(gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False)`; computed in torch so validation stays fast during training.
+`ssim` is Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, population
+covariance, the mean over 'valid' window positions and then over channels): scikit-image's
+`structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)`, which
+tests/test_metrics.py checks it against. Written in torch so validation during training and `eval`
+on full-size photos share one implementation.
 """
 import math
 
 import torch
 import torch.nn.functional as F
 
+from workbench.api.pixels import to_uint8
 
-def quantize(img):
-    """Round a [0, 1] image to the 256 levels an image file stores."""
-    return (img.clamp(0, 1) * 255).round() / 255
-
-
-def psnr(a, b):
-    """Peak signal-to-noise ratio in dB between two [0, 1] images after 8-bit quantisation."""
-    mse = torch.mean((quantize(a).double() - quantize(b).double()) ** 2).item()
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+WINDOW, SIGMA = 11, 1.5   # Wang et al.'s Gaussian window
+K1, K2 = 0.01, 0.03
 
 
-def batch_psnr(a, b):
-    """Per-image PSNR of two B x C x H x W batches, as a list (inf for identical images)."""
-    mse = ((quantize(a).double() - quantize(b).double()) ** 2).flatten(1).mean(1)
-    return [math.inf if m == 0 else 10 * math.log10(1.0 / m) for m in mse.tolist()]
+def psnr_of(a, b, peak):
+    """Per-image PSNR in dB of two B x ... float tensors whose values span `peak` (inf if equal)."""
+    mse = (a.double() - b.double()).square().flatten(1).mean(1)
+    return [math.inf if m == 0 else 10 * math.log10(peak**2 / m) for m in mse.tolist()]
 
 
-def _gaussian(size=11, sigma=1.5):
-    x = torch.arange(size, dtype=torch.float64) - size // 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
+def _gaussian():
+    x = torch.arange(WINDOW, dtype=torch.float64) - WINDOW // 2
+    g = torch.exp(-(x**2) / (2 * SIGMA**2))
     return g / g.sum()
 
 
-def batch_ssim(a, b):
-    """Per-image SSIM (mean over channels) of two B x C x H x W batches in [0, 1], as a list."""
-    a, b = quantize(a).double(), quantize(b).double()
-    c = a.shape[1]
+def ssim_of(a, b, peak):
+    """Per-image SSIM of two B x C x H x W float tensors whose values span `peak` (the mean over
+    channels); NaN where the image is smaller than the window, for which SSIM is undefined."""
+    if min(a.shape[-2:]) < WINDOW:
+        return [math.nan] * len(a)
     g = _gaussian().to(a.device)
-    if min(a.shape[-2:]) < len(g):   # smaller than the window: SSIM is undefined; report equality only
-        return [1.0 if torch.equal(x, y) else 0.0 for x, y in zip(a, b)]
+    row, col = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
+    c1, c2 = (K1 * peak) ** 2, (K2 * peak) ** 2
+    total = torch.zeros(len(a), dtype=torch.float64, device=a.device)
+    for ch in range(a.shape[1]):   # one channel at a time: a 12 MP photo's maps stay near scikit-image's memory
+        x, y = a[:, ch:ch + 1].double(), b[:, ch:ch + 1].double()
+        blur = lambda t: F.conv2d(F.conv2d(t, row), col)  # noqa: E731  ('valid' positions only)
+        mu_x, mu_y = blur(x), blur(y)
+        var_x = blur(x * x) - mu_x**2
+        var_y = blur(y * y) - mu_y**2
+        cov = blur(x * y) - mu_x * mu_y
+        s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        total += s.flatten(1).mean(1)
+    return (total / a.shape[1]).tolist()
 
-    def blur(x):
-        x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-        return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
-    c1, c2 = 0.01**2, 0.03**2
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a**2
-    var_b = blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.flatten(1).mean(1).tolist()   # 'valid' window positions only, as scikit-image crops the border
+def batch_psnr(a, b):
+    """Per-image PSNR of two B x C x H x W batches in [0, 1] after 8-bit quantisation, as a list."""
+    return psnr_of(to_uint8(a).double(), to_uint8(b).double(), 255)   # whole levels: exact in float64
+
+
+def batch_ssim(a, b):
+    """Per-image SSIM of two B x C x H x W batches in [0, 1] after 8-bit quantisation, as a list."""
+    return ssim_of(to_uint8(a).double(), to_uint8(b).double(), 255)
+
+
+def psnr(a, b):
+    """PSNR in dB of two C x H x W images in [0, 1] after 8-bit quantisation."""
+    return batch_psnr(a[None], b[None])[0]
 
 
 def ssim(a, b):
+    """SSIM of two C x H x W images in [0, 1] after 8-bit quantisation."""
     return batch_ssim(a[None], b[None])[0]

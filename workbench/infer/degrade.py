@@ -6,10 +6,10 @@ import numpy as np
 
 from workbench import recipe as recipes
 from workbench.api.degradation import apply_chain
-from workbench.errors import WorkbenchError
-from workbench.images.grid import draw_grid
-from workbench.images.files import write_image
 from workbench.data.inputs import collect, load
+from workbench.errors import WorkbenchError
+from workbench.images.files import save_pil, write_image
+from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
 
 GRID_ROWS = 8   # enough to judge the damage at a glance; more makes the PNG unwieldy
@@ -80,5 +80,5 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
         more = ", ..." if len(names) > SHOW_SKIPPED else ""
         print(f"warning: {len(names)} unreadable input(s) skipped: {', '.join(names[:SHOW_SKIPPED])}{more}", file=sys.stderr)
     if grid:
-        draw_grid(rows).save(outdir / "grid.png")
+        save_pil(draw_grid(rows), outdir / "grid.png")
     return results

@@ -13,15 +13,16 @@ import sys
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from workbench.images import masks
-from workbench.runs.checkpoint import load_model, task_of
-from workbench.api.degradation import from_uint8_hwc, to_uint8_hwc
+from workbench import recipe as recipes
+from workbench.api.contracts import MASK_HELP, call_model, capability
+from workbench.data.inputs import collect
 from workbench.devices.device import autocast, pick_device
 from workbench.errors import WorkbenchError
+from workbench.images import masks
 from workbench.images.files import IMAGE_SUFFIXES, read_image, write_image
-from workbench.data.inputs import collect
+from workbench.runs.checkpoint import load_model, task_of
+from workbench.runs.files import WriteError
 
 MIN_CORE = 16  # a tile keeps at least this many unblended pixels between its two ramps
 # The dihedral group of the square: (quarter turns, mirrored first). The first view is the image as is.
@@ -73,7 +74,7 @@ def _forward(model, x, mask, device, amp_dtype, self_ensemble=False):
     total = None
     for view in views:
         with autocast(device, amp_dtype):
-            y = masks.forward(model, _view(x, *view), None if mask is None else _view(mask, *view))
+            y = call_model(model, _view(x, *view), None if mask is None else _view(mask, *view))
         y = _unview(y.float(), *view)
         total = y if total is None else total.add_(y)
     return (total[0] if len(views) == 1 else total[0].div_(len(views))).cpu()
@@ -129,36 +130,14 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
         return out.clamp_(0, 1) if clamp else out
 
 
-def _downsample_settings(recipe_cfg):
-    """(scale, up filter) of the recipe's largest `downsample`, or (1, None) without one."""
-    from workbench_plugins.downsample import Downsample  # its defaults and validation, in one place
-
-    scale, up = 1, None
-    for table in recipe_cfg.get("degradations") or []:
-        if table.get("type") != "downsample":
-            continue
-        deg = Downsample(**{k: v for k, v in table.items() if k != "type"})
-        # A range or choices was trained on every scale up to the largest; the most damaged input it
-        # saw is the safest guess for a real low-res photo of unknown scale.
-        if deg.scale.max > scale:
-            scale = deg.scale.max
-            up = deg.up.choices[0] if deg.up.choices else deg.up.value
-    return scale, up
-
-
-def prepare_input(img, recipe_cfg):
-    """What the model expects from a real photo -> (img, scale). Super-resolution models saw the
-    low-res image upsampled back to full size (fast.ai lesson 25), so upsample by the recipe's scale
-    with the degradation's own Pillow filter; other recipes take the photo as it is (scale 1)."""
-    from workbench_plugins.downsample import FILTERS
-
-    scale, up = _downsample_settings(recipe_cfg)
-    if scale == 1:
-        return img, 1
-    _, h, w = img.shape
-    # Through 8 bits, as the degradation does: the model never saw finer steps in its inputs.
-    big = Image.fromarray(to_uint8_hwc(img)).resize((w * scale, h * scale), FILTERS[up])
-    return from_uint8_hwc(big), scale
+def prepare_input(img, chain):
+    """What the model expects from a real photo -> (img, scale): each degradation of the trained
+    chain, last first, prepares it as its training inputs looked (`prepare`: a super-resolution
+    degradation upsamples by its scale, fast.ai lesson 25); scale is how much larger it became."""
+    h = img.shape[1]
+    for _, deg in reversed(chain):
+        img = capability(deg, "prepare")(img)
+    return img, img.shape[1] // h
 
 
 class Restored(list):
@@ -193,14 +172,15 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     dev = pick_device(device) if not isinstance(device, torch.device) else device
     outdir = Path(outdir)
     found = collect(inputs, verb="restore")
-    mask_of = _mask_finder(mask, found, masks.takes_mask(model), run_dir)
+    mask_of = _mask_finder(mask, found, capability(model, "takes_mask"), run_dir)
     jobs = [(path, outdir / name, mask_of(name)) for name, path in found]
     for path, dst, _ in jobs:
         if dst.resolve() == path.resolve():
             raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")
     # Every check above ran on the whole list on every rank, so all ranks agree before any work.
     sp = spread or Spread()
-    opts = dict(model=model, recipe=state["recipe"], tile=tile, overlap=overlap, device=dev,
+    chain = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)
+    opts = dict(model=model, chain=chain, tile=tile, overlap=overlap, device=dev,
                 self_ensemble=self_ensemble, warn=sp.world == 1)   # more ranks: rank 0 warns, in input order
     parts = sp.settle(lambda: [(i, _restore_one(*job, **opts)) for i, job in sp.mine(jobs)])
     results = Restored()
@@ -219,7 +199,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     return results
 
 
-def _restore_one(path, dst, mask_path, *, model, recipe, tile, overlap, device, self_ensemble, warn):
+def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, self_ensemble, warn):
     """Restore one photo into `dst` -> (None, (w, h) in, (w, h) out), or (why it was skipped, None, None)."""
     try:
         img = read_image(path)
@@ -229,18 +209,17 @@ def _restore_one(path, dst, mask_path, *, model, recipe, tile, overlap, device, 
             print(f"Warning: skipped {e}", file=sys.stderr)
         return str(e), None, None
     size_in = (img.shape[2], img.shape[1])
-    img, scale = prepare_input(img, recipe)
+    img, scale = prepare_input(img, chain)
     if hole is not None and scale > 1:
         hole = hole.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     out = restore_tensor(model, img, mask=hole, tile=tile, overlap=overlap, device=device, self_ensemble=self_ensemble)
     del img  # free the input before write_image makes its 8-bit copies
     try:
         write_image(out, dst)
-    except OSError as e:
+    except WriteError as e:
         # A full disk or a folder in the way stops the command (the next photo would fail too),
         # as one line; under torchrun it may happen on one rank only, and reaches all (spread).
-        raise WorkbenchError(f"{dst}: cannot write the restored photo ({e.strerror or e}); "
-                             "check the output folder.") from e
+        raise WorkbenchError(f"{dst}: cannot write the restored photo ({e.reason}); check the output folder.") from e
     return None, size_in, (out.shape[2], out.shape[1])
 
 
@@ -249,7 +228,7 @@ def _mask_finder(mask, found, wanted, run_dir):
     if mask is None:
         if wanted:
             raise WorkbenchError(f"{run_dir}: this model fills holes it is told about: pass --mask with "
-                                 f"{masks.MASK_HELP} (a folder of them for several photos).")
+                                 f"{MASK_HELP} (a folder of them for several photos).")
         return lambda name: None
     if not wanted:
         raise WorkbenchError(f"{run_dir}: this model finds the damage by itself and takes no mask; drop --mask.")

@@ -4,19 +4,19 @@ import datetime
 import json
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from workbench.runs import checkpoint
-from workbench.judge import protocol
 from workbench import recipe as recipes
-from workbench.judge.baselines import for_chain
+from workbench.api.contracts import capability
 from workbench.api.degradation import apply_chain
+from workbench.data.inputs import collect, load
+from workbench.data.splits import recipe_splits
 from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
-from workbench.data.inputs import collect, load
-from workbench.train.task import recipe_splits
+from workbench.judge import protocol
+from workbench.judge.baselines import for_chain
+from workbench.runs import checkpoint, files
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
 
@@ -27,8 +27,8 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.infer.restore).
     spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank judges its
     share of the images; every rank returns the merged result, rank 0 alone the samples."""
-    from workbench.infer.restore import restore_tensor
     from workbench.devices.spread import Spread, in_order
+    from workbench.infer.restore import restore_tensor
 
     model, state = checkpoint.load_model(run_dir, plugins, which=which)
     if checkpoint.task_of(state, plugins) == "classify":
@@ -40,7 +40,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     crop = (scale if scale > 1 else 0) if crop is None else crop
     device = pick_device(device)
     model.to(device).eval()
-    baselines = for_chain(chain)
+    baselines = for_chain(chain, plugins)
     images, skipped = _images(data, recipe)
     sp = spread or Spread()
 
@@ -95,7 +95,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     mean = {m: {k: _mean([r["metrics"][m].get(k) for r in rows]) for k in METRICS if k in rows[0]["metrics"][m]} for m in methods}
     # The headline: Y, as published SR/JPEG results are; RGB where the damage keeps luma (Y would
     # rate the grayscale input as nearly perfect).
-    primary = "psnr_rgb" if any(getattr(d, "keeps_luma", False) for _, d in chain) else "psnr_y"
+    primary = "psnr_rgb" if any(capability(d, "keeps_luma") for _, d in chain) else "psnr_y"
     result = {
         "run": str(run_dir), "recipe": recipe.name, "task": "restore", "checkpoint": which,
         "epoch": state.get("epoch"), "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -133,10 +133,7 @@ def _judge_share(share, judge, *, limit, keep, kept, warn):
 
 def _scale(chain):
     """The super-resolution factor: ground truth is cropped to a multiple of it, and so is the border."""
-    for name, deg in chain:
-        if name == "downsample":
-            return int(deg.scale.max)
-    return 1
+    return math.prod(int(capability(deg, "scale_factor")) for _, deg in chain)
 
 
 def _images(data, recipe):
@@ -154,12 +151,7 @@ def _mean(values):
 
 
 def write_json(result, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=2, allow_nan=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    files.write_text(path, json.dumps(result, indent=2, allow_nan=True), what="the results")
 
 
 def table(result):

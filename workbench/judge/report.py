@@ -10,16 +10,15 @@ import html
 import io
 import json
 import math
-import os
-import secrets
-import tomllib
 from importlib import resources
 from pathlib import Path
 from string import Template
 
+import tomllib
 from PIL import Image
 
 from workbench.images.files import to_pil
+from workbench.runs import files
 
 MAX_SIDE = 512     # longer side of an embedded sample: sharp enough to judge, small enough to mail
 SMALL = 128        # images under this on both sides are embedded as PNG: JPEG would add its own damage
@@ -61,18 +60,7 @@ def write_report(run_dir, samples=None):
         samples=_samples(samples or []),
         recipe_text=esc(recipe_text) if recipe_text is not None else "recipe.toml not found")
     out = run_dir / "report.html"
-    # Temp file in the same folder + os.replace: a reader (or a crash) never sees half a page.
-    # Opened with "x" rather than mkstemp so the page gets the umask's permissions, not 0600.
-    tmp = run_dir / f".report.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(page)
-            f.flush()
-            os.fsync(f.fileno())     # the rename must not land before the data (ext4 delayed allocation)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    files.write_text(out, page, what="the report")   # atomic: a reader (or a crash) never sees half a page
     return out
 
 

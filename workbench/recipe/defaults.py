@@ -69,3 +69,6 @@ RANGES = {
 SECTIONS = {"recipe": RECIPE, "data": DATA, "train": TRAIN}
 # Sections that name plugin components: one table or a list of tables with `type = NAME`.
 COMPONENTS = {"degradations": ("degradations", list), "model": ("models", dict), "losses": ("losses", list)}
+# The model a recipe without a [model] table trains: the lesson's res-block U-Net (a setting, like
+# any default here; the loader fills it in, so nothing else needs the name).
+MODEL = "unet"

@@ -2,13 +2,14 @@
 import copy
 import math
 import operator
-import tomllib
 from pathlib import Path
 
-from workbench.recipe import defaults
+import tomllib
+
 from workbench.api.degradation import Step
-from workbench.errors import WorkbenchError, suggest
 from workbench.api.registry import build, parameters
+from workbench.errors import WorkbenchError, suggest
+from workbench.recipe import defaults
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
 # The comparisons defaults.RANGES is written in, and how each reads in an error message.
@@ -95,7 +96,7 @@ def _validate(raw, source):
         for i, t in enumerate(items):
             if t and "type" not in t:
                 raise WorkbenchError(f"{source}: {section} #{i + 1} has no 'type' key; name the plugin component to use.")
-        cfg[section] = given
+        cfg[section] = given or ({"type": defaults.MODEL} if section == "model" else given)
     return cfg
 
 

@@ -4,19 +4,19 @@ A checkpoint is a dict: {"format", "model" (state dict), "recipe" (resolved cfg)
 "epoch" (epochs completed), "metrics"} plus, in `last.pt`, what a resume needs ("optimizer",
 "scheduler", "rng", "best").
 """
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from workbench import __version__
+from workbench.api.contracts import capability
 from workbench.errors import WorkbenchError
+from workbench.recipe import defaults
+from workbench.runs.files import atomic_write
 
 FORMAT = 1
-TEMP_SUFFIX = ".tmp"   # of the half-written file `save` renames into place
 
 
 def versions():
@@ -31,49 +31,10 @@ def versions():
 
 
 def save(state, path):
-    """Write `state` to `path` so that a crash at any moment leaves either the old or the new file.
-    A full disk or an unwritable folder is a WorkbenchError (one line); the old file stays intact."""
-    path, tmp = Path(path), None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        # torch.save may report a failed write as a RuntimeError raised while handling the OSError
-        err = e if isinstance(e, OSError) else e.__context__ if isinstance(e, RuntimeError) else None
-        if not isinstance(err, OSError):
-            raise
-        raise WorkbenchError(f"cannot write checkpoint {path}: {err.strerror or err}; the previous {path.name} (if any) is "
-                             f"kept. Free some disk space and continue with --resume.") from e
-    fsync_dir(path.parent)
-
-
-def remove_temporary(folder):
-    """Delete half-written `.NAME.pt.*.tmp` files that a kill during `save` left behind; returns how many."""
-    stale = [p for p in Path(folder).glob(f".*.pt.*{TEMP_SUFFIX}") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return len(stale)
-
-
-def fsync_dir(folder):
-    """Make the rename itself durable (POSIX); not possible, and not needed, on Windows."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write `state` to `path` atomically (workbench.runs.files): a crash at any moment leaves either
+    the old or the new file. A full disk or an unwritable folder is a WorkbenchError (one line)."""
+    atomic_write(path, lambda f: torch.save(state, f), what="checkpoint",
+                 hint="Free some disk space and continue with --resume.")
 
 
 def locate(where, which="best"):
@@ -117,8 +78,8 @@ def task_of(state, plugins):
     """'restore' or 'classify'; checkpoints from before `task` was saved tell by their model."""
     if "task" in state:
         return state["task"]
-    factory = plugins.models.get(state["recipe"]["model"].get("type", "unet"))
-    return getattr(factory, "task", "restore")
+    factory = plugins.models.get(state["recipe"]["model"].get("type", defaults.MODEL))
+    return capability(factory, "task")
 
 
 def load_model(where, plugins, which="best", map_location="cpu"):

@@ -1,14 +1,12 @@
-"""A run directory: recipe.toml (as resolved), metrics.jsonl, checkpoints/, grid.png."""
+"""A run directory: recipe.toml (as resolved), metrics.jsonl, checkpoints/ (grid.png and report.html are drawn by images.grid and judge.report)."""
 import datetime
 import json
 import os
 from pathlib import Path
 
-from workbench.runs import checkpoint
 from workbench import recipe as recipes
 from workbench.errors import WorkbenchError
-from workbench.images.grid import draw_grid
-from workbench.images.metrics import psnr
+from workbench.runs import files
 
 RUNS = Path("runs")
 
@@ -27,7 +25,7 @@ def new_run_dir(name, out=None):
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         check_writable(out)   # fail now, not after an hour of training, on a read-only folder
-        checkpoint.remove_temporary(out / "checkpoints")
+        files.remove_temporary(out / "checkpoints", "*.pt")
         (out / "metrics.jsonl").unlink(missing_ok=True)   # epochs of a start that never reached a checkpoint
     except OSError as e:
         raise WorkbenchError(f"cannot write the run directory {out}: {e.strerror or e}; choose another --out.") from e
@@ -45,7 +43,7 @@ def check_writable(folder):
 
 
 def write_recipe(run_dir, recipe):
-    (Path(run_dir) / "recipe.toml").write_text(recipes.dumps(recipe.cfg), encoding="utf-8")
+    files.write_text(Path(run_dir) / "recipe.toml", recipes.dumps(recipe.cfg), what="the recipe")
 
 
 def append_metrics(run_dir, record):
@@ -75,16 +73,5 @@ def truncate_metrics(run_dir, epochs_done):
     kept = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epochs_done]
     path = Path(run_dir) / "metrics.jsonl"
     if path.exists():
-        # Replace atomically: a kill here must not leave the earlier epochs' metrics half written.
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, path)
-
-
-def save_grid(run_dir, images):
-    """grid.png: damaged | restored | clean for the fixed validation images, with PSNR."""
-    if not images:
-        return
-    rows = [[(d, f"{name}: damaged {psnr(d, c):.2f} dB"), (r, f"restored {psnr(r, c):.2f} dB"), (c, "clean")]
-            for name, d, r, c in images]
-    draw_grid(rows).save(Path(run_dir) / "grid.png")
+        # Replaced atomically: a kill here must not leave the earlier epochs' metrics half written.
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in kept), what="metrics")

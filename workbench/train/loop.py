@@ -15,19 +15,19 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from workbench.devices import distributed
-from workbench.images import masks
-from workbench.runs import rundir
+from workbench.api.contracts import call_model, capability
 from workbench.data import EpochSampler, make_loader, train_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
-from workbench.devices.device import autocast, autocast_dtype, pick_device
+from workbench.devices import distributed
+from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
-from workbench.train.interrupt import StopSignals
+from workbench.images.grid import save_grid
 from workbench.images.metrics import psnr
-from workbench.train.objective import build_objective
-from workbench.api.registry import build
-from workbench.train.task import make_task
+from workbench.runs import rundir
+from workbench.train.interrupt import StopSignals
+from workbench.train.setup import Learner
 from workbench.train.state import CheckpointState, set_rng_state
+from workbench.train.task import make_task
 
 MAX_BAD_STEPS = 10   # consecutive non-finite losses before the run stops instead of skipping
 SHOW_SKIPPED = 5     # unreadable files named in the end-of-run summary; the rest are counted
@@ -80,21 +80,15 @@ class _Trainer(CheckpointState):
         valid_sampler = EpochSampler(len(self.task.valid), shuffle=False)
         self.valid_loader = make_loader(self.task.valid, valid_sampler, batch_size=data["batch_size"], workers=0)
         self.steps = len(self.loader) if tcfg["steps_per_epoch"] <= 0 else min(len(self.loader), tcfg["steps_per_epoch"])
-        # 2. model, resolved so the checkpoint can rebuild it
-        recipe.cfg["model"] = self.task.configure_model(dict(recipe["model"] or {"type": "unet"}))
-        _, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
-        masks.check_mask_source(self.model, self.task.chain)
-        self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
-        self.model.to(device, memory_format=self.memory_format)
+        # 2. model, objective, optimiser: as lr-find builds them (workbench.train.setup)
+        self.learner = Learner(recipe, plugins, self.task, device)
+        self.model, self.opt, self.amp_dtype, self.scaler = (self.learner.model, self.learner.opt, self.learner.amp_dtype,
+                                                              self.learner.scaler)
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if world > 1 else self.model
         # Compiled for training only: validation crops vary in size and would recompile each time.
         self.forward = torch.compile(self.ddp) if tcfg["compile"] else self.ddp
         self.compiled_once = not tcfg["compile"]
-        self.objective = build_objective(recipe, plugins, default=self.task.default_loss).to(device)
-        # 3. optimiser and schedule
-        self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+        # 3. schedule
         # +1: OneCycleLR wraps around if stepped as many times as total_steps.
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=tcfg["lr"], total_steps=tcfg["epochs"] * self.steps + 1)
         self.best = -math.inf
@@ -173,33 +167,20 @@ class _Trainer(CheckpointState):
                 raise
             step += 1
             self._note_skipped(batch)
-            x, y = self.task.inputs(batch, self.device)
-            x = x.contiguous(memory_format=self.memory_format)
-            with autocast(self.device, self.amp_dtype):
-                out = self._forward(x, batch["mask"])
-                loss, terms = self.objective(out.float(), y, self.model, batch["mask"])
-            if not torch.isfinite(loss):
-                # Skip the step rather than poison the weights; give up if it keeps happening. The
+            loss, terms, n = self.learner.step(batch, self._forward)
+            if loss is None:
+                # Skipped rather than poisoning the weights; give up if it keeps happening. The
                 # count runs on across epochs: short epochs must not reset a diverged run forever.
                 self.bad += 1
-                self.opt.zero_grad(set_to_none=True)
                 if self.bad >= MAX_BAD_STEPS:
                     raise WorkbenchError(self._diverged(f"{self.bad} non-finite losses in a row at epoch {epoch + 1}"))
                 self.sched.step()
                 bar.update()
                 continue
             self.bad = 0
-            self.opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if self.recipe["train"]["grad_clip"] > 0:
-                self.scaler.unscale_(self.opt)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe["train"]["grad_clip"])
-            self.scaler.step(self.opt)
-            self.scaler.update()
             self.sched.step()
-            n_images += len(x)
+            n_images += n
             n_steps += 1
-            loss = loss.detach()
             for k, v in {"loss": loss, **terms}.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
             rate = n_images * self.world / (time.perf_counter() - t0)
@@ -212,11 +193,11 @@ class _Trainer(CheckpointState):
                 "lr": self.sched.get_last_lr()[0]}
 
     def _forward(self, x, mask):
-        # masks.forward passes the mask only to a model that takes it (an inpainter told where the holes are).
+        # call_model passes the mask only to a model that takes it (an inpainter told where the holes are).
         if self.compiled_once:
-            return masks.forward(self.forward, x, mask)
+            return call_model(self.forward, x, mask)
         try:   # compilation happens at the first call; a missing compiler or backend shows here
-            out = masks.forward(self.forward, x, mask)
+            out = call_model(self.forward, x, mask)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WorkbenchError(f"train.compile = true failed ({first}); set train.compile = false to train without it.") from e
@@ -237,7 +218,7 @@ class _Trainer(CheckpointState):
             rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
             with self.stop.saving():
                 self._save(epoch + 1, valid)
-            rundir.save_grid(self.run.dir, images)
+            save_grid(self.run.dir, images)
             self._samples = [{"name": n, "damaged": d, "restored": r, "clean": c,
                               "metrics": {"model": {"psnr": psnr(r, c)}, "input": {"psnr": psnr(d, c)}}}
                              for n, d, r, c in images]
@@ -263,10 +244,9 @@ class _Trainer(CheckpointState):
 
     def _set_frozen(self, frozen):
         """Freeze a pretrained encoder for the first train.freeze_epochs epochs (lesson 25)."""
-        encoder = getattr(self.model, "encoder_parameters", None)
-        if encoder is None or not self.recipe["model"].get("encoder"):
+        if not self.recipe["model"].get("encoder"):
             return
-        for p in encoder():
+        for p in capability(self.model, "encoder_parameters")():
             p.requires_grad_(not frozen)
 
     def _hook(self, name, **kw):

@@ -1,72 +1,94 @@
 """`workbench lr-find`: the learning-rate range test (Smith 2015), as fastai's lr_find.
 
 Train from the recipe's initial weights while the learning rate grows exponentially; the loss
-falls, flattens, then explodes. A good peak learning rate sits where the loss falls fastest,
-well before the minimum.
+falls, flattens, then explodes. A good peak learning rate sits in the long valley where the loss
+keeps falling, or a tenth of the rate where it starts to climb (`suggest`).
 """
 import math
+import statistics
 
 import torch
+from tqdm import tqdm
 
-from workbench.images import masks
 from workbench.data import train_loader
-from workbench.devices.device import autocast, autocast_dtype, pick_device
-from workbench.train.objective import build_objective
-from workbench.api.registry import build
+from workbench.devices.device import pick_device
+from workbench.runs.files import atomic_write
+from workbench.train.setup import Learner
 from workbench.train.task import make_task
 
 
-def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto"):
-    """Returns (lrs, smoothed losses, suggested lr)."""
+def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto", progress=False):
+    """Returns (lrs, smoothed losses, suggested lr). The model, objective, optimiser, precision,
+    loss scaler and clipping are the trainer's own (workbench.train.setup)."""
     device = pick_device(device)
     torch.manual_seed(recipe["recipe"]["seed"])
     task = make_task(recipe, plugins)
-    spec = task.configure_model(dict(recipe["model"] or {"type": "unet"}))
-    _, model = build(plugins.models, spec, where=f"{recipe.source}: [model]")
-    model.to(device).train()
-    objective = build_objective(recipe, plugins, default=task.default_loss).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=start, weight_decay=recipe["train"]["weight_decay"])
+    learner = Learner(recipe, plugins, task, device)
+    learner.model.train()
     loader, sampler = train_loader(task.train, batch_size=recipe["data"]["batch_size"], workers=recipe["data"]["workers"])
-    amp = autocast_dtype(device, recipe["train"]["mixed_precision"], recipe["train"]["cpu_bf16"])
     factor = (end / start) ** (1 / max(steps - 1, 1))
     lrs, losses, avg, best, epoch = [], [], 0.0, math.inf, 0
-    while len(lrs) < steps:
-        sampler.set_epoch(epoch)
-        for batch in loader:
-            lr = start * factor ** len(lrs)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            x, y = task.inputs(batch, device)
-            with autocast(device, amp):
-                loss, _ = objective(masks.forward(model, x, batch.get("mask")).float(), y, model, batch.get("mask"))
-            if not torch.isfinite(loss):
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            # Exponential moving average with bias correction, as fastai smooths the curve.
-            avg = 0.98 * avg + 0.02 * loss.item()
-            smooth = avg / (1 - 0.98 ** (len(lrs) + 1))
-            lrs.append(lr)
-            losses.append(smooth)
-            best = min(best, smooth)
-            if smooth > 4 * best or len(lrs) >= steps:
-                return lrs, losses, suggest(lrs, losses)
-        else:
+    bar = tqdm(total=steps, desc="lr-find", disable=not progress, leave=False)
+    try:
+        while len(lrs) < steps:
+            sampler.set_epoch(epoch)
+            for batch in loader:
+                lr = start * factor ** len(lrs)
+                for group in learner.opt.param_groups:
+                    group["lr"] = lr
+                loss, _, _ = learner.step(batch)
+                if loss is None:
+                    return lrs, losses, suggest(lrs, losses)
+                # Exponential moving average with bias correction, as fastai smooths the curve.
+                avg = 0.98 * avg + 0.02 * loss.item()
+                smooth = avg / (1 - 0.98 ** (len(lrs) + 1))
+                lrs.append(lr)
+                losses.append(smooth)
+                bar.update()
+                best = min(best, smooth)
+                if smooth > 4 * best or len(lrs) >= steps:   # diverged, or done
+                    return lrs, losses, suggest(lrs, losses)
             epoch += 1
-            continue
-        break
-    return lrs, losses, suggest(lrs, losses)
+        return lrs, losses, suggest(lrs, losses)
+    finally:
+        bar.close()
+
+
+CLIMB = 1.1     # the loss "starts to climb" once it is 10 % above the median of the sweep so far
+DROP = 0.1      # a valley must fall by 10 % of its starting loss to be more than noise
 
 
 def suggest(lrs, losses):
-    """The learning rate of steepest descent of the (log-lr, loss) curve, before the minimum."""
-    if len(lrs) < 3:
+    """The suggested peak learning rate for a sweep's (lrs, smoothed losses).
+
+    1. Where the loss starts to climb: the first point 10 % above the median loss before it.
+    2. Before that, the "valley" of fastai's lr_find: the longest stretch over which the loss keeps
+       falling (a longest decreasing subsequence); if it falls by at least 10 %, its midpoint.
+    3. Otherwise the curve is flat, as it is for a restorer that starts as the identity (a short
+       sweep barely moves it): a tenth of the rate where the loss climbs, Smith's (2015) rule of
+       thumb. Steepest descent, the old rule, was fooled by the noise of the first steps: it
+       suggested the sweep's second value (1.15e-06 for dejpeg, whose recipe trains at 2e-3).
+    """
+    n = len(losses)
+    if n < 3:
         return lrs[0] if lrs else math.nan
-    stop = min(range(len(losses)), key=losses.__getitem__)
-    stop = max(stop, 2)
-    slopes = [(losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i])) for i in range(stop)]
-    return lrs[min(range(len(slopes)), key=slopes.__getitem__)]
+    climb = next((i for i in range(2, n) if losses[i] > CLIMB * statistics.median(losses[:i])), n)
+    start, end = _valley(losses[:climb])
+    if losses[start] - losses[end] >= DROP * losses[start]:
+        return lrs[start + (end - start) // 2]
+    return lrs[climb] / 10 if climb < n else lrs[start + (end - start) // 2]
+
+
+def _valley(losses):
+    """(first, last) index of the longest decreasing subsequence of `losses` (the earliest of equals)."""
+    n = len(losses)
+    run, first = [1] * n, list(range(n))   # run[i]: its length ending at i; first[i]: where it starts
+    for i in range(1, n):
+        for j in range(i):
+            if losses[j] > losses[i] and run[j] + 1 >= run[i]:   # ties: the later start, past a plateau
+                run[i], first[i] = run[j] + 1, first[j]
+    end = max(range(n), key=lambda i: (run[i], -i))
+    return first[end], end
 
 
 def plot(lrs, losses, suggestion, path):
@@ -82,5 +104,7 @@ def plot(lrs, losses, suggestion, path):
         ax.legend()
     ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)", title="learning-rate finder")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), what="the plot")
+    finally:
+        plt.close(fig)

@@ -1,9 +1,9 @@
 """The training objective: a recipe's [[losses]] summed with their weights, each term logged."""
 from torch import nn
 
-from workbench.images import masks
-from workbench.errors import WorkbenchError
+from workbench.api.contracts import capability
 from workbench.api.registry import build
+from workbench.errors import WorkbenchError
 
 
 class Objective(nn.Module):
@@ -17,15 +17,15 @@ class Objective(nn.Module):
 
     def forward(self, output, target, model=None, mask=None):
         """`model` and the batch's `mask`: a model that learns where the damage is adds its
-        mask_loss as the term `mask` (workbench.images.masks); other models never see the mask."""
+        mask_loss as the term `mask` (workbench.api.contracts); other models never see the mask."""
         total, logged = 0.0, {}
         for name, weight, loss in zip(self.names, self.weights, self.losses):
             value = loss(output, target)
             total = total + weight * value
             logged[f"loss/{name}"] = value.detach()
-            logged.update({f"loss/{k}": v for k, v in getattr(loss, "terms", {}).items()})
-        if mask is not None and masks.learns_mask(model):
-            value = masks.mask_loss(model, mask.to(output.device, non_blocking=True))
+            logged.update({f"loss/{k}": v for k, v in capability(loss, "terms").items()})
+        if mask is not None and capability(model, "learns_mask"):
+            value = capability(model, "mask_loss")(mask.to(output.device, non_blocking=True))
             total = total + value
             logged["loss/mask"] = value.detach()
         return total, logged
@@ -41,10 +41,21 @@ def build_objective(recipe, plugins, default="l1"):
     for i, spec in enumerate(specs):
         spec = dict(spec)
         factory = plugins.losses.get(spec.get("type", ""))
-        weight = spec.pop("weight", getattr(factory, "default_weight", 1.0))
+        weight = spec.pop("weight", capability(factory, "default_weight"))
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
             raise WorkbenchError(f"{recipe.source}: [[losses]] #{i + 1}: weight must be a number >= 0, got {weight!r}.")
         name, loss = build(plugins.losses, spec, where=f"{recipe.source}: [[losses]] #{i + 1}")
         seen[name] = seen.get(name, 0) + 1
         terms.append((name if seen[name] == 1 else f"{name}#{seen[name]}", float(weight), loss))
     return Objective(terms)
+
+
+def check_mask_source(model, chain):
+    """A model that learns where the damage is needs a degradation that says where it put it."""
+    if not capability(model, "learns_mask"):
+        return
+    if not any(capability(deg, "reports_mask") for _, deg in chain):
+        names = ", ".join(name for name, _ in chain) or "none"
+        raise WorkbenchError(f"the model learns where the damage is from the mask a degradation reports, but none of "
+                             f"the recipe's degradations ({names}) reports one: use one that does (watermark, "
+                             f"erase) or turn the model's detection off (model.detect = false for the unet).")

@@ -1,8 +1,8 @@
 """`workbench batch`: show the (damaged, clean) training pairs a recipe makes, before training on them."""
 from workbench.data.lanes import LaneSampler
-from workbench.train.task import make_task
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
+from workbench.train.task import make_task
 
 
 def training_pairs(recipe, plugins, *, split="train"):

@@ -9,10 +9,9 @@ import math
 import torch
 from tqdm import tqdm
 
-from workbench.runs import checkpoint
 from workbench.devices import distributed
-from workbench.runs import rundir
 from workbench.errors import WorkbenchError
+from workbench.runs import checkpoint, files, rundir
 
 
 class CheckpointState:
@@ -78,7 +77,7 @@ class CheckpointState:
     def _load_state(self, run_dir):
         state = checkpoint.load(run_dir, which="last")
         if self.rank == 0:
-            checkpoint.remove_temporary(run_dir / "checkpoints")   # left by a kill during a save
+            files.remove_temporary(run_dir / "checkpoints", "*.pt")   # left by a kill during a save
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])

@@ -7,18 +7,18 @@ import math
 
 import torch
 
-from workbench.images import masks
-from workbench.data import PairDataset, open_splits
+from workbench.api.contracts import call_model, capability
+from workbench.data import PairDataset
+from workbench.data.splits import recipe_splits
 from workbench.devices.device import autocast
-from workbench.errors import WorkbenchError
 from workbench.images.metrics import batch_psnr, batch_ssim
 
 SSIM_WINDOW = 11   # validation crops are at least this wide: SSIM's 11 x 11 Gaussian window must fit
 
 
 def make_task(recipe, plugins):
-    factory = plugins.models.get(recipe["model"].get("type", "unet"))
-    return ClassifyTask(recipe, plugins) if getattr(factory, "task", "restore") == "classify" else RestoreTask(recipe, plugins)
+    factory = plugins.models.get(recipe["model"]["type"])
+    return ClassifyTask(recipe, plugins) if capability(factory, "task") == "classify" else RestoreTask(recipe, plugins)
 
 
 class RestoreTask:
@@ -55,7 +55,7 @@ class RestoreTask:
         for batch in loader:
             damaged, clean = self.inputs(batch, device)
             with autocast(device, amp_dtype):
-                restored = masks.forward(model, damaged, batch["mask"])
+                restored = call_model(model, damaged, batch["mask"])
             restored = restored.float().clamp(0, 1)
             # An image the damage left intact (a gray photo to colorize) would score an infinite
             # input PSNR and hide the model's errors elsewhere: judge only damaged images.
@@ -126,16 +126,6 @@ class ClassifyTask:
             correct += (logits.argmax(1) == y).sum().item()
             total += len(y)
         return {"accuracy": correct / max(total, 1), "loss": sum(losses) / max(total, 1)}, []
-
-
-def recipe_splits(recipe):
-    """open_splits for the recipe's [data]; a missing, empty or unreadable folder names the recipe."""
-    data = recipe["data"]
-    try:
-        return open_splits(data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"],
-                           seed=recipe["recipe"]["seed"])
-    except WorkbenchError as e:
-        raise WorkbenchError(f"{recipe.source}: {e}") from e
 
 
 def _mean(values):

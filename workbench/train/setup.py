@@ -1,0 +1,50 @@
+"""What `run` and `lr-find` both build from a recipe, and the one training step they both take:
+the model (resolved, so a checkpoint can rebuild it), the objective, AdamW, the autocast precision
+with its loss scaler (fp16 needs one), channels-last memory and gradient clipping."""
+import torch
+
+from workbench.api.contracts import call_model
+from workbench.api.registry import build
+from workbench.devices.device import autocast, autocast_dtype
+from workbench.train.objective import build_objective, check_mask_source
+
+
+class Learner:
+    """The trainable parts of a recipe on `device`; `step(batch)` is one optimiser step."""
+
+    def __init__(self, recipe, plugins, task, device):
+        tcfg = recipe["train"]
+        self.task, self.device, self.grad_clip = task, device, tcfg["grad_clip"]
+        # 1. the model, resolved in the recipe (classes from the data) so the checkpoint can rebuild it
+        recipe.cfg["model"] = task.configure_model(dict(recipe["model"]))
+        _, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
+        check_mask_source(self.model, task.chain)
+        self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
+        self.model.to(device, memory_format=self.memory_format)
+        self.objective = build_objective(recipe, plugins, default=task.default_loss).to(device)
+        # 2. precision and optimiser
+        self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+
+    def step(self, batch, forward=None):
+        """Forward, loss, backward, clip, optimiser step -> (loss, {term: value}, images); loss is
+        None for a non-finite loss, whose step is skipped rather than poisoning the weights.
+        `forward(x, mask)` defaults to the model itself (the trainer passes its DDP/compiled one)."""
+        forward = forward or (lambda x, mask: call_model(self.model, x, mask))
+        x, y = self.task.inputs(batch, self.device)
+        x = x.contiguous(memory_format=self.memory_format)
+        mask = batch.get("mask")
+        with autocast(self.device, self.amp_dtype):
+            out = forward(x, mask)
+            loss, terms = self.objective(out.float(), y, self.model, mask)
+        self.opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return None, terms, len(x)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss.detach(), terms, len(x)
