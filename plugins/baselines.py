@@ -21,7 +21,7 @@ from workbench.images.masks import push_pull
 INPAINT_RADIUS = 5   # pixels around the hole OpenCV looks at; 3-5 is its documented sweet spot
 
 
-def upsampler(resample):
+def upsampler(resample, doc):
     """Bicubic or Lanczos enlargement of the degradation's own low-res image (its `shrink`)."""
     def factory(deg, chain):
         # Honest only when that damage is all there is and fixed: then shrink() gives the very
@@ -36,17 +36,30 @@ def upsampler(resample):
             h, w = clean.shape[-2:]
             return from_uint8_hwc(Image.fromarray(to_uint8_hwc(small)).resize((w, h), resample))
         return fn
+    factory.__doc__ = doc
     return factory
 
 
-def inpainter(method):
+def inpainter(method, doc):
     """OpenCV inpainting of the destroyed pixels (Telea 2004; Bertalmio et al. 2001)."""
     def fn(clean, damaged, mask):
         if mask is None or not mask.any():
             return damaged
         m = mask[0].cpu().numpy().astype(np.uint8) * 255
         return from_uint8_hwc(cv2.inpaint(to_uint8_hwc(damaged), m, INPAINT_RADIUS, method))
-    return lambda deg, chain: fn
+
+    def factory(deg, chain):
+        return fn
+    factory.__doc__ = doc
+    return factory
+
+
+def always(fn):
+    """The factory of a baseline that judges any chain that names it; documented by `fn`."""
+    def factory(deg, chain):
+        return fn
+    factory.__doc__ = fn.__doc__
+    return factory
 
 
 def _push_pull(clean, damaged, mask):
@@ -63,9 +76,9 @@ def _bilateral(clean, damaged, mask):
 
 @hookimpl
 def register_baselines(register):
-    register("bicubic", upsampler(Image.BICUBIC))
-    register("lanczos", upsampler(Image.LANCZOS))
-    register("telea", inpainter(cv2.INPAINT_TELEA))
-    register("navier-stokes", inpainter(cv2.INPAINT_NS))
-    register("push-pull", lambda deg, chain: _push_pull)
-    register("bilateral", lambda deg, chain: _bilateral)
+    register("bicubic", upsampler(Image.BICUBIC, "Bicubic enlargement of the low-res image (the published SR baseline)."))
+    register("lanczos", upsampler(Image.LANCZOS, "Lanczos enlargement of the low-res image."))
+    register("telea", inpainter(cv2.INPAINT_TELEA, "OpenCV's fast-marching inpainting of the masked pixels (Telea 2004)."))
+    register("navier-stokes", inpainter(cv2.INPAINT_NS, "OpenCV's fluid-dynamics inpainting (Bertalmio et al. 2001)."))
+    register("push-pull", always(_push_pull))
+    register("bilateral", always(_bilateral))

@@ -75,8 +75,9 @@ def list_(kind, verbose):
 
 def _describe(reg, name):
     obj, plugin = reg.get(name), reg.plugin_of(name)
-    if reg.kind == "recipes":
-        return f"{name}  [{plugin}]"
+    if reg.kind in ("recipes", "baselines"):
+        doc = (inspect.getdoc(obj) or "").split("\n")[0] if reg.kind == "baselines" else ""
+        return f"{name}  [{plugin}]" + (f"  {doc}" if doc else "")
     params, _ = plugin_manager.parameters(obj)
     shown = ", ".join(k if d is inspect.Parameter.empty else f"{k}={toml_value(d)}" for k, d in params.items())
     doc = (inspect.getdoc(obj) or "").split("\n")[0]

@@ -50,6 +50,8 @@ def lr_find_cmd(spec, outfile, data, overrides, start, end, steps, device):
     """Sweep the learning rate up exponentially and plot the loss; suggests train.lr for SPEC."""
     from workbench.train.lr_find import lr_find, plot
 
+    if Path(outfile).suffix.lower() != ".png":
+        raise UserError(f"-o {outfile}: the plot is a PNG image; give a file name ending in .png.")
     if not 0 < start < end:
         raise UserError(f"--start {start} and --end {end}: need 0 < start < end.")
     r = recipe_with_data(spec, overrides, data)
