@@ -1,7 +1,7 @@
 """Training speed on a CUDA GPU: images/s and peak GPU memory of the default recipes' training step
 at 64 and 256 px, fp32 against AMP, channels_last and torch.compile.
 
-The step is the trainer's own (workbench/train.py `_Trainer`): the recipe's model and objective,
+The step mirrors the trainer's (workbench/train/setup.py `Learner.step`): the recipe's model and objective,
 AdamW with the one-cycle schedule, autocast (bf16 where the card supports it, else fp16 with a
 GradScaler), gradient clipping, and the finite-loss check every step (a host sync, as in training).
 The data are random (damaged, clean) pairs already on the GPU, so the numbers measure the model
@@ -197,7 +197,7 @@ def measure(row, config, device, plugins, args):
         torch._dynamo.reset()   # a fresh model per row: start from empty caches, not the last row's graphs
     net = torch.compile(model) if compiled else model
 
-    def step():   # _Trainer._train_epoch, without the loader and the logging
+    def step():   # Learner.step, without the loader and the logging
         inp = x.contiguous(memory_format=fmt)
         with autocast(device, dtype):
             out = net(inp) if hole is None else net(inp, hole)

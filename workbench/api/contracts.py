@@ -3,7 +3,7 @@ capability each may declare, with the default the engine assumes when it does no
 
 A plugin need not subclass these classes: the engine reads every capability through `capability`,
 which falls back on the default written here. Subclassing them only saves writing the defaults.
-docs/plugins.md lists each capability; tests/test_docs.py keeps the two in step.
+docs/plugins.md lists each capability; tests/test_contracts.py keeps the two in step.
 """
 import functools
 import inspect
