@@ -52,7 +52,7 @@ def test_builtin_degradations_pass(name):
     rows = only(name, "degradation")
     assert not failed(rows), format_rows(name, "degradation", rows)
     assert [p for p, _, _ in rows] == ["build", "shape, dtype, range", "determinism", "variety", "no mutation",
-                                       "odd/tiny/non-square sizes", "mask", "chains", "speed"]
+                                       "odd/tiny/non-square sizes", "mask", "chains", "speed", "baselines and scale"]
 
 
 @pytest.mark.parametrize("name", ALL.models.names())
@@ -234,7 +234,7 @@ def register_degradations(register):
 def test_cli_exit_status(run_cli, tmp_path):
     result = run_cli("check", "grayscale", "l1")
     assert result.exit_code == 0, result.output
-    assert "degradation 'grayscale': all 9 checks passed" in result.output and "loss 'l1': all 6" in result.output
+    assert "degradation 'grayscale': all 10 checks passed" in result.output and "loss 'l1': all 6" in result.output
     plugin = tmp_path / "broken.py"
     plugin.write_text(BROKEN_PLUGIN)
     result = run_cli("--plugin", plugin, "check", "inplace", "--json")

@@ -3,9 +3,9 @@ own tests, and train from a recipe; bad names and overwrites are one-line errors
 import os
 import subprocess
 import sys
+import tomllib
 
 import pytest
-import tomllib
 from click.testing import CliRunner
 
 from workbench.author.scaffold import REGISTRY, check_name, class_name, new_plugin
@@ -60,7 +60,7 @@ def test_degradation_is_listed_checked_tested_and_trains(made, tmp_path):
     assert "pixelate(block=[2, 8])  [pixelate]  Average the image over square blocks" in proc.stdout
     proc = run("-m", "workbench", "check", "pixelate", site=site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "degradation 'pixelate': all 9 checks passed" in proc.stdout
+    assert "degradation 'pixelate': all 10 checks passed" in proc.stdout
     proc = run("-m", "pytest", root / "pixelate" / "tests", "-q", "-p", "no:cacheprovider", site=site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 passed" in proc.stdout

@@ -2,6 +2,7 @@
 through its own capabilities, like the built-in `downsample`: the engine asks, it never names."""
 import numpy as np
 import pytest
+from conftest import HERE
 from PIL import Image
 
 from workbench.api import registry
@@ -13,7 +14,6 @@ from workbench.judge import protocol
 from workbench.judge.evaluate import evaluate
 from workbench.runs import checkpoint
 from workbench_plugins.unet import UNet
-from conftest import HERE
 
 PLUGIN = HERE / "plugin_files" / "area_downsample.py"
 RECIPE = {"model": {"type": "unet", "widths": [8, 16]}, "degradations": [{"type": "area-downsample", "scale": 2}]}
@@ -86,3 +86,41 @@ def test_a_degradation_naming_an_unknown_baseline_is_one_line(plugins, run_dir, 
     monkeypatch.setattr(cls, "baselines", ("bicubic", "sharpen"))
     with pytest.raises(Exception, match="asks for the baseline 'sharpen', which no plugin registers"):
         evaluate(run_dir, plugins, data=[photos(tmp_path / "clean")], device="cpu")
+
+
+BROKEN = HERE / "plugin_files" / "broken_baselines.py"
+
+
+@pytest.mark.parametrize("name, message", [
+    ("asks-explodes", "baseline 'explodes' (plugin '{plugin}') failed for degradation 'asks-explodes': RuntimeError: factory exploded"),
+    ("asks-wrong", "baseline 'wrong' (plugin '{plugin}') returned str, not an image of the clean image's shape (3, 48, 64)"),
+    ("asks-missing", "asks for the baseline 'nonexistent', which no plugin registers"),
+    ("asks-string", "baselines = 'bicubic' must be a tuple of baseline names"),
+    ("no-shrink", "names an upsampling baseline but its shrink() returns no low-res image"),
+])
+def test_workbench_check_catches_what_eval_would_fail_on(name, message):
+    from workbench.author.components import check_one
+
+    plugins = registry.load([BROKEN])
+    rows = check_one(plugins, "degradations", name)
+    prop, ok, reason = rows[-1]
+    assert prop == "baselines and scale" and not ok
+    assert message.format(plugin=BROKEN) in reason, reason
+
+
+def test_a_broken_baseline_in_eval_is_one_line_naming_it(tmp_path, run_cli):
+    recipe = {"model": {"type": "unet", "widths": [8, 16]}, "degradations": [{"type": "asks-wrong"}]}
+    checkpoint.save({"format": 1, "model": UNet(widths=[8, 16]).state_dict(), "recipe": recipe, "task": "restore"},
+                    tmp_path / "run" / "checkpoints" / "best.pt")
+    res = run_cli("--plugin", BROKEN, "eval", tmp_path / "run", "--data", photos(tmp_path / "clean"), "--device", "cpu")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "baseline 'wrong'" in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_a_scale_without_prepare_is_caught_by_check():
+    from workbench.author.components import check_judging
+    from workbench.author.probes import ContractViolation
+
+    deg = type("Big", (registry.load([PLUGIN]).degradations.get("area-downsample"),), {"prepare": lambda self, p: p})()
+    with pytest.raises(ContractViolation, match="restore` would not enlarge it"):
+        check_judging(deg, "big", registry.load([PLUGIN]))

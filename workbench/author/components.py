@@ -3,11 +3,16 @@ and losses (it may be all three), build each with its default parameters and run
 component that cannot be built (a loss whose pretrained weights are missing offline) gets one
 failing "build" row carrying the engine's message instead of a crash.
 """
+import numpy as np
+import torch
+
 from workbench.api.contracts import capability
+from workbench.api.degradation import apply_chain
 from workbench.api.registry import build, parameters
 from workbench.author.degradations import check_degradation
 from workbench.author.losses import check_loss
 from workbench.author.models import check_model
+from workbench.author.probes import ContractViolation, make_image, run_check
 from workbench.errors import WorkbenchError, suggest
 
 KINDS = {"degradations": "degradation", "models": "model", "losses": "loss"}
@@ -42,7 +47,35 @@ def check_one(plugins, kind, name):
     except Exception as e:   # build() turns ValueError and TypeError into WorkbenchError; anything else is a plugin bug
         return [("build", False, f"build: {KINDS[kind]} '{name}' raised {type(e).__name__}: {(str(e).splitlines() or [''])[0]}")]
     check = {"degradations": check_degradation, "models": check_model, "losses": check_loss}[kind]
-    return [("build", True, note), *check(obj, name)]
+    rows = [("build", True, note), *check(obj, name)]
+    if kind == "degradations":   # what eval, grid and restore will ask of it, asked now rather than after training
+        rows.append(run_check("baselines and scale", lambda: check_judging(obj, name, plugins)))
+    return rows
+
+
+def check_judging(deg, name, plugins):
+    """Its baselines are registered and run on a test image; a super-resolution factor comes with a
+    `shrink` to that size and a `prepare` that enlarges a real photo by it."""
+    from workbench.judge.baselines import for_chain
+
+    clean = make_image(48, 64)
+    damaged, mask = apply_chain([(name, deg)], clean, np.random.default_rng(0))
+    methods = for_chain([(name, deg)], plugins)
+    for fn in methods.values():
+        fn(clean, damaged, mask)
+    s = int(capability(deg, "scale_factor"))
+    if s > 1:
+        small = capability(deg, "shrink")(clean, np.random.default_rng(0))
+        if not isinstance(small, torch.Tensor) or tuple(small.shape[-2:]) != (48 // s, 64 // s):
+            got = tuple(small.shape) if isinstance(small, torch.Tensor) else small
+            raise ContractViolation("baselines and scale", f"scale_factor is {s} but shrink() of a 48x64 image gave {got}, "
+                                    f"not a {64 // s}x{48 // s} image")
+        big = capability(deg, "prepare")(small)
+        if tuple(big.shape[-2:]) != (small.shape[-2] * s, small.shape[-1] * s):
+            raise ContractViolation("baselines and scale", f"scale_factor is {s} but prepare() of a {small.shape[-1]}x"
+                                    f"{small.shape[-2]} photo gave {big.shape[-1]}x{big.shape[-2]}: `restore` would not enlarge it")
+    return ", ".join(methods) or "no baselines"
+
 
 
 def format_rows(name, kind, rows):

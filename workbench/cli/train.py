@@ -1,4 +1,5 @@
 """`workbench run` and `workbench lr-find`: training."""
+import math
 import os
 from pathlib import Path
 
@@ -52,10 +53,13 @@ def lr_find_cmd(spec, outfile, data, overrides, start, end, steps, device):
 
     if Path(outfile).suffix.lower() != ".png":
         raise UserError(f"-o {outfile}: the plot is a PNG image; give a file name ending in .png.")
-    if not 0 < start < end:
-        raise UserError(f"--start {start} and --end {end}: need 0 < start < end.")
+    if not 0 < start < end < math.inf:
+        raise UserError(f"--start {start} and --end {end}: need 0 < start < end, both finite.")
     r = recipe_with_data(spec, overrides, data)
     lrs, losses, suggestion = lr_find(r, get_plugins(), start=start, end=end, steps=steps, device=device, progress=True)
+    if len(lrs) < 3:   # too few points to read a curve from: the rates tried were already too high
+        raise UserError(f"the loss diverged after {len(lrs)} step(s) of the sweep, at learning rate {start:.2e}; "
+                        "lower --start (the default is 1e-6).")
     plot(lrs, losses, suggestion, outfile)
     click.echo(f"Suggested learning rate: {suggestion:.2e} (from a sweep of {len(lrs)} steps); plot: {outfile}")
     click.echo(f"Use it with: workbench run {spec} --set train.lr={suggestion:.1e}")

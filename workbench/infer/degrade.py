@@ -1,4 +1,5 @@
 """`workbench degrade`: apply a degradation chain to photos and write them with a comparison grid."""
+import glob
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from workbench.errors import WorkbenchError
 from workbench.images.files import save_pil, write_image
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
+from workbench.runs import files
 
 GRID_ROWS = 8   # enough to judge the damage at a glance; more makes the PNG unwieldy
 ZOOM = 96       # side of the centre crop shown at full resolution (upscaled in the grid)
@@ -54,6 +56,10 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
     found = collect(inputs, verb="degrade", sample=True)
     if grid and any(name == "grid.png" for name, _ in found):
         raise WorkbenchError("An input is named grid.png, which would be overwritten by the grid; rename it or pass --no-grid.")
+    for name, where in found:   # an input is never an output
+        if isinstance(where, Path) and (outdir / name).resolve() == where.resolve():
+            raise WorkbenchError(f"{outdir / name} would overwrite its input; choose another output folder.")
+        files.remove_temporary((outdir / name).parent, glob.escape(Path(name).name))   # left by a kill mid-write
     results, rows = Degraded(), []
     for i, (name, where) in enumerate(found):
         try:

@@ -8,6 +8,7 @@ With `self_ensemble` each tile is restored in its 8 flips and quarter turns, eac
 and the 8 averaged: the "geometric self-ensemble" of EDSR (Lim et al. 2017), published as "EDSR+",
 which trades 8x the time for about +0.1 dB with no retraining.
 """
+import glob
 import math
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from workbench.devices.device import autocast, pick_device
 from workbench.errors import WorkbenchError
 from workbench.images import masks
 from workbench.images.files import IMAGE_SUFFIXES, read_image, write_image
+from workbench.runs import files
 from workbench.runs.checkpoint import load_model, task_of
 from workbench.runs.files import WriteError
 
@@ -171,12 +173,16 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
                              "Use the run directory of a restoration recipe (superres, dejpeg, colorize, ...).")
     dev = pick_device(device) if not isinstance(device, torch.device) else device
     outdir = Path(outdir)
+    if outdir.suffix.lower() in IMAGE_SUFFIXES and not outdir.is_dir():
+        raise WorkbenchError(f"-o {outdir} looks like an image file, but restore writes into a folder (the photos keep "
+                             "their names); give a folder.")
     found = collect(inputs, verb="restore")
     mask_of = _mask_finder(mask, found, capability(model, "takes_mask"), run_dir)
     jobs = [(path, outdir / name, mask_of(name)) for name, path in found]
     for path, dst, _ in jobs:
         if dst.resolve() == path.resolve():
             raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")
+        files.remove_temporary(dst.parent, glob.escape(dst.name))   # what a kill mid-write left beside it
     # Every check above ran on the whole list on every rank, so all ranks agree before any work.
     sp = spread or Spread()
     chain = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)

@@ -10,11 +10,11 @@ import html
 import io
 import json
 import math
+import tomllib
 from importlib import resources
 from pathlib import Path
 from string import Template
 
-import tomllib
 from PIL import Image
 
 from workbench.images.files import to_pil

@@ -2,9 +2,8 @@
 import copy
 import math
 import operator
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from workbench.api.degradation import Step
 from workbench.api.registry import build, parameters
