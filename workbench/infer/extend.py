@@ -53,8 +53,8 @@ def extend_image(model, img, *, side="right", times=1, strip=None, outpaint=None
     check_args(side, times, strip)
     if img.ndim != 3 or img.shape[0] != 3:
         raise WorkbenchError(f"img must be 3 x H x W, got shape {tuple(img.shape)}")
-    trained = outpaint.strip if outpaint is not None and outpaint.strip is not None and 0 < outpaint.strip < 1 else STRIP
-    strip = trained if strip is None else strip
+    if strip is None:   # the trained strip when it was one number (erase checks it is inside (0, 1))
+        strip = outpaint.strip if outpaint is not None and outpaint.strip is not None else STRIP
     fill = outpaint.fill if outpaint is not None else _noise
     dim = 2 if side in ("left", "right") else 1
     size = img.shape[dim]
