@@ -1,4 +1,6 @@
 """What a command writes: through the one atomic writer, never over its input, one line when it cannot."""
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -56,8 +58,10 @@ def test_degrade_sweeps_what_a_killed_write_left(run_cli, tmp_path):
     out.mkdir()
     (out / ".a.png.k1ll3d.tmp").write_bytes(b"")
     (out / ".mine.txt.tmp").write_text("not ours: another name")
+    live = f".a.png.{os.getpid()}.abcd.tmp"   # a write in progress by a running process: not stale
+    (out / live).write_bytes(b"")
     assert run_cli("degrade", "jpeg", src, "-o", out, "--no-grid").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == [".mine.txt.tmp", "a.png"]
+    assert sorted(p.name for p in out.iterdir()) == [live, ".mine.txt.tmp", "a.png"]
 
 
 def test_lr_find_that_diverges_at_once_says_so(run_cli, tmp_path):

@@ -59,7 +59,6 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
     for name, where in found:   # an input is never an output
         if isinstance(where, Path) and (outdir / name).resolve() == where.resolve():
             raise WorkbenchError(f"{outdir / name} would overwrite its input; choose another output folder.")
-        files.remove_temporary((outdir / name).parent, glob.escape(Path(name).name))   # left by a kill mid-write
     results, rows = Degraded(), []
     for i, (name, where) in enumerate(found):
         try:
@@ -71,6 +70,7 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
             results.skipped.append((name, str(e)))
             continue
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
+        files.remove_temporary((outdir / name).parent, glob.escape(Path(name).name))   # left by a killed write
         write_image(damaged, outdir / name)
         if masks and mask is not None:
             write_image(mask.float().expand(3, -1, -1), (outdir / "masks" / name).with_suffix(".png"))

@@ -182,7 +182,6 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     for path, dst, _ in jobs:
         if dst.resolve() == path.resolve():
             raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")
-        files.remove_temporary(dst.parent, glob.escape(dst.name))   # what a kill mid-write left beside it
     # Every check above ran on the whole list on every rank, so all ranks agree before any work.
     sp = spread or Spread()
     chain = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)
@@ -221,6 +220,8 @@ def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, s
     out = restore_tensor(model, img, mask=hole, tile=tile, overlap=overlap, device=device, self_ensemble=self_ensemble)
     del img  # free the input before write_image makes its 8-bit copies
     try:
+        # By the one writer of this name (under torchrun, of this rank's share): what a killed write left
+        files.remove_temporary(dst.parent, glob.escape(dst.name))
         write_image(out, dst)
     except WriteError as e:
         # A full disk or a folder in the way stops the command (the next photo would fail too),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 
-TEMP_SUFFIX = ".tmp"   # of the half-written `.NAME.*.tmp` file that is renamed into place
+TEMP_SUFFIX = ".tmp"   # of the half-written `.NAME.PID.*.tmp` file that is renamed into place
 _UMASK = os.umask(0)   # read once (setting it is the only way to read it), then put back
 os.umask(_UMASK)
 
@@ -31,7 +31,7 @@ def atomic_write(path, write, *, what="file", hint="Check that the folder is wri
     path, tmp = Path(path), None
     try:
         _make_folder(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
         # mkstemp makes the file 0600; a photo or report should get the permissions any new file gets
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
@@ -69,11 +69,34 @@ def write_text(path, text, **kw):
 
 
 def remove_temporary(folder, pattern="*"):
-    """Delete half-written temporary files matching `.PATTERN.*.tmp` that a kill left; returns how many."""
-    stale = [p for p in Path(folder).glob(f".{pattern}.*{TEMP_SUFFIX}") if p.is_file()]
+    """Delete half-written `.PATTERN.*.tmp` files that a killed writer left; returns how many.
+
+    A file whose writer (the PID in its name) still runs on this machine is another command's write
+    in progress, and is kept.
+    """
+    stale = [p for p in Path(folder).glob(f".{pattern}.*{TEMP_SUFFIX}") if p.is_file() and not _writing(p)]
+    removed = 0
     for p in stale:
-        p.unlink(missing_ok=True)
-    return len(stale)
+        try:   # best effort: a folder we cannot delete in fails the write that follows, with its own message
+            p.unlink(missing_ok=True)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _writing(tmp):
+    """Whether the process named in `.NAME.PID.RANDOM.tmp` is alive (False for names without one)."""
+    pid = tmp.name[: -len(TEMP_SUFFIX)].rsplit(".", 2)[-2]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:   # alive, under another user
+        return True
+    except (ProcessLookupError, OverflowError):   # gone; or a number no process can have
+        return False
+    return True
 
 
 def fsync_dir(folder):
