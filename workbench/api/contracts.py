@@ -10,6 +10,7 @@ import inspect
 
 import torch
 
+from workbench.api.params import Param
 from workbench.errors import WorkbenchError
 
 
@@ -40,8 +41,6 @@ class Degradation:
     def is_random(self):
         """Whether the output depends on the generator (None: unknown). The base class answers from
         its `Param` attributes; `workbench check` then tests that seeds vary the output."""
-        from workbench.api.params import Param
-
         params = [p for p in vars(self).values() if isinstance(p, Param)]
         return any(p.is_random for p in params) if params else None
 
@@ -73,8 +72,6 @@ class Degradation:
         return None
 
     def __repr__(self):
-        from workbench.api.params import Param
-
         params = ", ".join(f"{k}={p.spec!r}" for k, p in vars(self).items() if isinstance(p, Param))
         return f"{type(self).__name__}({params})"
 

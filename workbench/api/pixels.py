@@ -23,8 +23,9 @@ def to_uint8_hwc(img):
 
 
 def to_levels(img):
-    """C x H x W float [0, 1] tensor -> H x W x C float64 array of whole levels 0..255 (the protocol's)."""
-    return to_uint8_hwc(img).astype(np.float64)
+    """A float image in [0, 1] -> float64 tensor of whole levels 0..255, the same shape: scores on
+    these are exact, where float32 values of level / 255 would be off in the seventh digit."""
+    return to_uint8(img).double()
 
 
 def from_uint8_hwc(arr, like=None):

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from workbench.api.pixels import to_uint8
+from workbench.api.pixels import to_levels
 
 WINDOW, SIGMA = 11, 1.5   # Wang et al.'s Gaussian window
 K1, K2 = 0.01, 0.03
@@ -52,12 +52,12 @@ def ssim_of(a, b, peak):
 
 def batch_psnr(a, b):
     """Per-image PSNR of two B x C x H x W batches in [0, 1] after 8-bit quantisation, as a list."""
-    return psnr_of(to_uint8(a).double(), to_uint8(b).double(), 255)   # whole levels: exact in float64
+    return psnr_of(to_levels(a), to_levels(b), 255)
 
 
 def batch_ssim(a, b):
     """Per-image SSIM of two B x C x H x W batches in [0, 1] after 8-bit quantisation, as a list."""
-    return ssim_of(to_uint8(a).double(), to_uint8(b).double(), 255)
+    return ssim_of(to_levels(a), to_levels(b), 255)
 
 
 def psnr(a, b):

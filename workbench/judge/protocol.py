@@ -3,14 +3,15 @@
 Images are quantised to 8 bits, `crop` pixels are removed from every border, PSNR and SSIM are
 measured on RGB and on the luma Y of ITU-R BT.601 limited range (16-235, MATLAB's rgb2ycbcr).
 SSIM is Wang et al. 2004 as scikit-image computes it (workbench.images.metrics, tested against
-it): 11x11 Gaussian window, sigma 1.5, population covariance, data range 255. RGB PSNR runs about 2 dB below Y PSNR on the same images.
+it): 11x11 Gaussian window, sigma 1.5, population covariance, data range 255. RGB PSNR runs about
+2 dB below Y PSNR on the same images.
 """
 import math
 
 import numpy as np
 import torch
 
-from workbench.api.pixels import to_uint8
+from workbench.api.pixels import to_levels
 from workbench.images.metrics import psnr_of, ssim_of
 
 DESCRIPTION = {
@@ -19,11 +20,6 @@ DESCRIPTION = {
     "ssim": "Wang et al. 2004 as scikit-image computes it: 11x11 Gaussian window, sigma 1.5, population covariance, data range 255",
     "psnr_mask": "RGB PSNR over the destroyed pixels only (masked degradations)",
 }
-
-
-def levels(img):
-    """3 x H x W float tensor in [0, 1] -> float64 tensor of whole 8-bit levels 0..255 (the one quantiser)."""
-    return to_uint8(img).double()
 
 
 def rgb_to_y(rgb):
@@ -37,7 +33,7 @@ def _crop(t, crop):
 
 def measure(output, target, *, crop=0, mask=None):
     """All protocol numbers for one image: psnr_y, ssim_y, psnr_rgb, ssim_rgb (+ psnr_mask)."""
-    out, ref = _crop(levels(output), crop), _crop(levels(target), crop)
+    out, ref = _crop(to_levels(output), crop), _crop(to_levels(target), crop)
     out_y, ref_y = rgb_to_y(out), rgb_to_y(ref)
     scores = {"psnr_y": psnr_of(out_y[None], ref_y[None], 255)[0], "ssim_y": ssim_of(out_y[None], ref_y[None], 255)[0],
               "psnr_rgb": psnr_of(out[None], ref[None], 255)[0], "ssim_rgb": ssim_of(out[None], ref[None], 255)[0]}

@@ -95,7 +95,9 @@ def _validate(raw, source):
         for i, t in enumerate(items):
             if t and "type" not in t:
                 raise WorkbenchError(f"{source}: {section} #{i + 1} has no 'type' key; name the plugin component to use.")
-        cfg[section] = given or ({"type": defaults.MODEL} if section == "model" else given)
+        if section == "model" and not given:   # the default model, filled in here so nothing else names it
+            given = {"type": defaults.MODEL}
+        cfg[section] = given
     return cfg
 
 

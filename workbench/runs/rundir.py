@@ -1,4 +1,5 @@
-"""A run directory: recipe.toml (as resolved), metrics.jsonl, checkpoints/ (grid.png and report.html are drawn by images.grid and judge.report)."""
+"""A run directory: recipe.toml (as resolved), metrics.jsonl, checkpoints/; grid.png and report.html
+are drawn by images.grid and judge.report."""
 import datetime
 import json
 import os
