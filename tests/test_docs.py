@@ -115,3 +115,19 @@ def test_every_relative_link_points_to_a_file_that_exists():
             assert dest.exists(), f"{where} points to no file"
             if anchor and dest.suffix == ".md":
                 assert anchor in anchors(dest.read_text()), f"{where}: no heading #{anchor} there"
+
+
+def test_every_key_a_resume_may_change_is_documented():
+    from workbench.train.resume import RESUMABLE
+
+    text = page("training.md")
+    for key in RESUMABLE:
+        assert f"| `{key}` |" in text, f"docs/training.md lacks the resumable key {key}"
+
+
+def test_every_overwrite_flag_is_in_the_command_reference():
+    commands = page("commands.md")
+    for name, command in cli.commands.items():
+        if any(p.name == "overwrite" for p in command.params):
+            row = next(line for line in commands.splitlines() if line.startswith(f"| `workbench {name} "))
+            assert "[--overwrite]" in row, f"docs/commands.md: `workbench {name}` lacks --overwrite"

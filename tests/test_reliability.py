@@ -4,6 +4,7 @@ import errno
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -327,10 +328,11 @@ def test_resume_and_fresh_start_remove_stray_temporary_files(tmp_path):
     train(r, plugins, resume=run, device="cpu", progress=False)
     assert temp_files(run) == [] and checkpoint.load(run, "last")["epoch"] == 2
 
-    # Killed before its first checkpoint: an empty checkpoints/ folder and a metrics line do not
-    # block starting over in the same directory, and the leftovers go.
+    # Killed before its first checkpoint: its recipe.toml, an empty checkpoints/ folder and a
+    # metrics line do not block starting over in the same directory, and the leftovers go.
     fresh = tmp_path / "fresh"
     (fresh / "checkpoints").mkdir(parents=True)
+    shutil.copy(run / "recipe.toml", fresh / "recipe.toml")
     (fresh / "checkpoints" / ".last.pt.xyz.tmp").write_bytes(b"")
     (fresh / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 9}\n{"epo')
     train(r, plugins, out=fresh, device="cpu", progress=False)

@@ -106,8 +106,10 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, recipe_file):
 
 
 def test_resume_refuses_changes(tmp_path, recipe_file):
-    proc = cli("run", "--resume", tmp_path, "--set", "train.epochs=3")
+    proc = cli("run", "--resume", tmp_path, "--data", tmp_path)
     assert proc.returncode == 2 and "give only --resume RUN_DIR" in proc.stderr
+    proc = cli("run", "--resume", tmp_path, "--set", "train.lr=1")
+    assert proc.returncode == 2 and "a resumed run keeps its recipe" in proc.stderr
 
 
 def test_lr_find_writes_plot(tmp_path, recipe_file):

@@ -6,16 +6,22 @@ import torch
 from workbench.api.contracts import Degradation, Outpaint, capability
 from workbench.errors import WorkbenchError
 
-__all__ = ["Degradation", "Outpaint", "DegradationError", "Step", "apply_chain"]   # the first two: for plugins
+__all__ = ["Degradation", "DegradationError", "Outpaint", "Step", "apply_chain"]   # the first two: for plugins
+
+
+STRICT_CALLS = 8   # first calls of each step (per process) checked as `workbench check` does
 
 
 class Step(tuple):
     """One link of a chain: unpacks as `(name, deg)` like a plain pair, and also knows the plugin
-    that registered `name`, so a failure deep in training (or in a DataLoader worker) can name it."""
+    that registered `name`, so a failure deep in training (or in a DataLoader worker) can name it.
+    Its first STRICT_CALLS calls are checked in full: float dtype, [0, 1] range, input untouched
+    (a plugin returning 0-255 values would otherwise be clamped to white and train to nonsense)."""
 
     def __new__(cls, name, deg, plugin=None):
         step = super().__new__(cls, (name, deg))
         step.plugin = plugin
+        step.strict_left = STRICT_CALLS
         return step
 
     def __getnewargs__(self):   # pickled to spawned DataLoader workers: keep the plugin
@@ -40,11 +46,16 @@ def apply_chain(chain, img, rng):
     mask = None
     for step in chain:
         name, deg = step
+        strict = getattr(step, "strict_left", 0) > 0
         try:
+            before = img.clone() if strict else None
             out = deg(img, rng)
             if capability(deg, "reports_mask"):
                 out, m = out
                 mask = m if mask is None else mask | m
+            if strict:
+                step.strict_left -= 1
+                _strictly(out, img, before)
             img = _checked(out, img)
         except Exception as e:   # whatever the plugin did, the user gets one line naming it
             plugin = getattr(step, "plugin", None)
@@ -57,6 +68,24 @@ def apply_chain(chain, img, rng):
 
 class _Broken(ValueError):
     """The output broke the contract (vs. the degradation itself raising)."""
+
+
+RANGE_SLACK = 1e-4   # float rounding of an honest [0, 1] computation; 0-255 values are far beyond it
+
+
+def _strictly(out, img, before):
+    """The contract's cheap checks (workbench.author.degradations) on one call."""
+    if not torch.equal(img, before):
+        raise _Broken("modified its input image in place; work on a copy (img = img.clone()) and return that")
+    if isinstance(out, torch.Tensor) and out.dtype != img.dtype:
+        hint = " (divide 0-255 values by 255)" if not out.is_floating_point() else ""
+        raise _Broken(f"returned a {str(out.dtype).removeprefix('torch.')} image, expected {str(img.dtype).removeprefix('torch.')} "
+                      f"in [0, 1] like its input{hint}")
+    if isinstance(out, torch.Tensor) and out.numel() and out.shape == img.shape:
+        lo, hi = out.min().item(), out.max().item()
+        if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
+            hint = "; 0-255 values must be divided by 255" if hi > 2 else ""
+            raise _Broken(f"returned values in [{lo:.3g}, {hi:.3g}], outside the contract's [0, 1]{hint}")
 
 
 def _checked(out, img):

@@ -1,6 +1,14 @@
 """What every command module shares: the one-line user error, the loaded plugins, recipe loading."""
 import click
 
+# every command that writes files the user names: the same flag, the same words
+OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace output files that already exist (by default they "
+                         "are kept and the command refuses before any work).")
+
+
+# --seed of degrade, eval, grid and extend: what recipe.seed allows (numpy's SeedSequence wants >= 0)
+SEED = click.IntRange(0, 2**63 - 1)
+
 
 class UserError(click.ClickException):
     """A user mistake: printed as one line, exit status 2 (like click's usage errors)."""

@@ -3,7 +3,7 @@ import math
 
 import click
 
-from workbench.cli.base import get_plugins, recipe_with_data
+from workbench.cli.base import OVERWRITE, SEED, get_plugins, recipe_with_data
 
 
 @click.command()
@@ -11,10 +11,11 @@ from workbench.cli.base import get_plugins, recipe_with_data
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False), help="Folder for the damaged images and grid.png.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a parameter, e.g. quality=10 or degradations.0.scale=4.")
-@click.option("--seed", type=int, default=None, help="Seed for random parameters (default: the recipe's seed, else 0).")
+@click.option("--seed", type=SEED, default=None, help="Seed for random parameters (default: the recipe's seed, else 0).")
 @click.option("--masks", is_flag=True, help="Also write the destroyed-pixel masks under OUT/masks/.")
 @click.option("--grid/--no-grid", default=True, help="Write OUT/grid.png with clean and damaged side by side.")
-def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
+@OVERWRITE
+def degrade(spec, inputs, outdir, overrides, seed, masks, grid, overwrite):
     """Damage photos with SPEC: a degradation name, a recipe name or a recipe file.
 
     INPUT may be image files, folders (searched recursively) or `sample` for the bundled photos.
@@ -23,7 +24,7 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
 
     chain, recipe = chain_from_spec(spec, get_plugins(), overrides)
     seed = recipe["recipe"]["seed"] if seed is None else seed
-    results = degrade_files(chain, inputs, outdir, seed=seed, masks=masks, grid=grid)
+    results = degrade_files(chain, inputs, outdir, seed=seed, masks=masks, grid=grid, overwrite=overwrite)
     finite = [s for _, s in results if math.isfinite(s)]
     mean = f"{sum(finite) / len(finite):.2f} dB" if finite else "inf dB"
     for name, score in results:
@@ -41,12 +42,15 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid):
 @click.option("-n", "count", type=click.IntRange(1, 64), default=8, show_default=True, help="Pairs to show.")
 @click.option("--epoch", type=click.IntRange(0), default=0, show_default=True, help="Which epoch's crops and damage.")
 @click.option("--valid", "split", flag_value="valid", default="train", help="Show validation pairs instead.")
-def batch(spec, outfile, data, overrides, count, epoch, split):
+@OVERWRITE
+def batch(spec, outfile, data, overrides, count, epoch, split, overwrite):
     """Show the (damaged, clean) pairs recipe SPEC trains on, exactly as the data pipeline makes them."""
     from workbench.images.files import save_pil
+    from workbench.runs.outputs import check_file
     from workbench.train.preview import batch_grid, training_pairs
 
+    check_file(outfile, overwrite=overwrite, image=True)
     r = recipe_with_data(spec, overrides, data)
     dataset = training_pairs(r, get_plugins(), split=split)
-    save_pil(batch_grid(dataset, n=count, epoch=epoch, batch_size=r["data"]["batch_size"]), outfile)
+    save_pil(batch_grid(dataset, n=count, epoch=epoch, batch_size=r["data"]["batch_size"]), outfile, replace=overwrite)
     click.echo(f"Wrote {min(count, len(dataset))} {split} pairs of {dataset!r} to {outfile}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.base import get_plugins
+from workbench.cli.base import OVERWRITE, SEED, get_plugins
 from workbench.errors import WorkbenchError
 
 # eval and restore both offer it: the same flag, the same words
@@ -17,26 +17,29 @@ SELF_ENSEMBLE = click.option("--self-ensemble", is_flag=True, help="Average the 
 @click.option("--data", multiple=True, help="Folder(s) or files of full-size clean images (default: the run's validation images).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the results to this JSON file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Judge at other damage, e.g. degradations.0.quality=10.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-image damage.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the per-image damage.")
 @click.option("--crop", type=click.IntRange(0), default=None, help="Border pixels ignored (default: the downsample scale, else 0).")
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True, help="Restore in tiles of this size (0 = whole images).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @SELF_ENSEMBLE
-def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble):
+@OVERWRITE
+def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble, overwrite):
     """Measure a trained restorer against the damaged input and classical baselines (PSNR/SSIM)."""
     from workbench.judge.evaluate import evaluate, table, write_json
+    from workbench.runs.outputs import check_file
 
+    if json_out:   # before the work, not after it: an evaluation is never lost to a bad --json
+        check_file(json_out, overwrite=overwrite)
     with _ranks(device) as sp:
         result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop,
                                    device=sp.device, tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble, spread=sp)
         if not sp.leader:
             return   # under torchrun rank 0 alone prints and writes
+        click.echo(table(result))   # first: whatever happens to the files, the numbers are on the screen
         if json_out:
-            write_json(result, json_out)
-        click.echo(table(result))
+            write_json(result, json_out, replace=overwrite)
         if Path(run_dir).is_dir():   # a bare checkpoint file has no run directory to write into
-            write_json(result, Path(run_dir) / "eval.json")
-            _write_report(run_dir, samples)
+            _write_run_files(run_dir, result, samples)
 
 
 @contextlib.contextmanager
@@ -57,12 +60,20 @@ def _ranks(device):
 REPORT_SAMPLES = 24   # images with sliders in report.html: enough to judge, small enough to open fast
 
 
-def _write_report(run_dir, samples):
+def _write_run_files(run_dir, result, samples):
+    """eval.json and report.html in the run directory, unless another command (a run still training)
+    holds it: then the results stay on the screen and in --json, and the run is left alone."""
+    from workbench.judge.evaluate import write_json
+    from workbench.judge.report import write_report
+    from workbench.runs.lock import RunBusy, holding
+
     try:
-        from workbench.judge.report import write_report
-    except ImportError:
+        with holding(run_dir):
+            write_json(result, Path(run_dir) / "eval.json", replace=True)
+            path = write_report(run_dir, samples)
+    except RunBusy as e:
+        click.echo(f"warning: {e} eval.json and report.html were not written.", err=True)
         return
-    path = write_report(run_dir, samples)
     click.echo(f"Report: {path}")
 
 
@@ -76,7 +87,8 @@ def _write_report(run_dir, samples):
 @click.option("--mask", type=click.Path(), default=None,
               help="For inpainting runs: a mask image (white = missing pixels), or a folder of masks named as the photos.")
 @SELF_ENSEMBLE
-def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble):
+@OVERWRITE
+def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble, overwrite):
     """Restore real photos of any size with a trained run (its best checkpoint).
 
     Super-resolution runs take real low-res photos: they are upsampled by the recipe's scale first,
@@ -86,7 +98,7 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble)
 
     with _ranks(device) as sp:
         done = restore_files(run_dir, inputs, outdir, mask=mask, tile=tile, overlap=overlap, device=sp.device,
-                             plugins=get_plugins(), self_ensemble=self_ensemble, spread=sp)
+                             plugins=get_plugins(), self_ensemble=self_ensemble, spread=sp, overwrite=overwrite)
         if not sp.leader:
             return   # under torchrun rank 0 alone prints the merged list
         for src, dst, size_in, size_out in done:
@@ -100,24 +112,27 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble)
 @click.option("-o", "--out", "outfile", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
 @click.option("--data", multiple=True, help="Folder(s) of clean images (default: the run's validation images).")
 @click.option("-n", "count", type=click.IntRange(1, 64), default=6, show_default=True, help="Images (rows).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the per-image damage.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the per-image damage.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def grid(run_dir, outfile, data, count, seed, device):
+@OVERWRITE
+def grid(run_dir, outfile, data, count, seed, device, overwrite):
     """Rows of damaged | baselines | restored | clean, labelled with each image's PSNR (Y; RGB for colorization)."""
     from workbench.images.files import save_pil
     from workbench.images.grid import draw_grid
     from workbench.judge.evaluate import evaluate
+    from workbench.runs.outputs import check_file
 
+    check_file(outfile, overwrite=overwrite, image=True, inputs=data)
     result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count)
     key = result["primary"]
     rows = []
     for s in samples:
-        score = lambda m: s["metrics"][m][key]  # noqa: E731
+        score = lambda m: s["metrics"][m][key]
         row = [(s["damaged"], f"{s['name']}: damaged {score('input'):.2f} dB")]
         row += [(img, f"{m} {score(m):.2f} dB") for m, img in s["baselines"].items()]
         row += [(s["restored"], f"restored {score('model'):.2f} dB"), (s["clean"], "clean")]
         rows.append(row)
-    save_pil(draw_grid(rows, height=256), outfile)
+    save_pil(draw_grid(rows, height=256), outfile, replace=overwrite)
     click.echo(f"Wrote {len(rows)} rows to {outfile} ({'PSNR on RGB' if key == 'psnr_rgb' else 'PSNR on Y, BT.601'})")
 
 
@@ -129,11 +144,13 @@ def grid(run_dir, outfile, data, count, seed, device):
 @click.option("--times", type=click.IntRange(1), default=1, show_default=True, help="Strips to add, one model pass each.")
 @click.option("--strip", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Fraction of the image's width (height) each step adds; default: the recipe's erase strip, else 0.25.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise fill.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the noise fill.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-def extend(run_dir, image, out_path, side, times, strip, seed, device):
+@OVERWRITE
+def extend(run_dir, image, out_path, side, times, strip, seed, device, overwrite):
     """Grow a panorama by outpainting: add TIMES strips at SIDE with an outpainting run (e.g. `outpaint`)."""
     from workbench.infer.extend import extend_file
 
-    w, h = extend_file(run_dir, image, out_path, side=side, times=times, strip=strip, device=device, seed=seed, plugins=get_plugins())
+    w, h = extend_file(run_dir, image, out_path, side=side, times=times, strip=strip, device=device, seed=seed, plugins=get_plugins(),
+                       overwrite=overwrite)
     click.echo(f"{image} -> {out_path} ({w}x{h})")

@@ -116,6 +116,9 @@ def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
 def recipe_splits(recipe):
     """open_splits for the recipe's [data]; a missing, empty or unreadable folder names the recipe."""
     data = recipe["data"]
+    if not str(data["train"]).strip():   # Path("") is the current folder: every image under it, recursively
+        raise WorkbenchError(f"{recipe.source}: data.train is empty; name a folder of images, a .zip, a prepared "
+                             "folder, or \"sample\" for the bundled photos.")
     try:
         return open_splits(data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"],
                            seed=recipe["recipe"]["seed"])

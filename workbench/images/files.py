@@ -117,21 +117,22 @@ def to_pil(img):
     return Image.fromarray(to_uint8_hwc(img), "RGB")
 
 
-def save_pil(im, path):
+def save_pil(im, path, *, replace=False):
     """Save a PIL image atomically (workbench.runs.files) in the format its suffix names; JPEG at
-    quality 95 with 4:4:4 and WebP lossless, so saving adds little or no damage of its own."""
+    quality 95 with 4:4:4 and WebP lossless, so saving adds little or no damage of its own.
+    `replace`: whether a file already at `path` may be replaced (workbench.runs.files.atomic_write)."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise WorkbenchError(f"{path}: cannot tell the image format from the name; end it in one of "
                              f"{', '.join(IMAGE_SUFFIXES)}.")
     options = {"JPEG": dict(quality=95, subsampling=0), "WEBP": dict(lossless=True)}.get(fmt, {})
-    return atomic_write(path, lambda f: im.save(f, fmt, **options), what="image")
+    return atomic_write(path, lambda f: im.save(f, fmt, **options), replace=replace, what="image")
 
 
-def write_image(img, path):
+def write_image(img, path, *, replace=False):
     """Save a 3 x H x W tensor image in [0, 1] as `save_pil` does."""
-    return save_pil(to_pil(img), path)
+    return save_pil(to_pil(img), path, replace=replace)
 
 
 def list_images(folder):

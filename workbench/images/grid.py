@@ -48,4 +48,4 @@ def save_grid(run_dir, images):
         return
     rows = [[(d, f"{name}: damaged {psnr(d, c):.2f} dB"), (r, f"restored {psnr(r, c):.2f} dB"), (c, "clean")]
             for name, d, r, c in images]
-    save_pil(draw_grid(rows), Path(run_dir) / "grid.png")
+    save_pil(draw_grid(rows), Path(run_dir) / "grid.png", replace=True)   # the run's own, redrawn each epoch

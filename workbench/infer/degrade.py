@@ -13,6 +13,7 @@ from workbench.images.files import save_pil, write_image
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
 from workbench.runs import files
+from workbench.runs.outputs import Outputs
 
 GRID_ROWS = 8   # enough to judge the damage at a glance; more makes the PNG unwieldy
 ZOOM = 96       # side of the centre crop shown at full resolution (upscaled in the grid)
@@ -48,17 +49,22 @@ class Degraded(list):
         self.skipped = []
 
 
-def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
+def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True, overwrite=False):
     """Damage each input with its own seed (seed, index); returns a `Degraded` list of (name, psnr to
     clean). An unreadable input is skipped with a warning (as eval and restore do); none readable
-    is an error."""
+    is an error. Every output is checked before the first is written (workbench.runs.outputs):
+    none is an input, none is named twice, none exists unless `overwrite`."""
     outdir = Path(outdir)
-    found = collect(inputs, verb="degrade", sample=True)
-    if grid and any(name == "grid.png" for name, _ in found):
-        raise WorkbenchError("An input is named grid.png, which would be overwritten by the grid; rename it or pass --no-grid.")
-    for name, where in found:   # an input is never an output
-        if isinstance(where, Path) and (outdir / name).resolve() == where.resolve():
-            raise WorkbenchError(f"{outdir / name} would overwrite its input; choose another output folder.")
+    found = collect(inputs, verb="degrade", sample=True, exclude=outdir)
+    outputs = Outputs([where for _, where in found if isinstance(where, Path)], overwrite=overwrite)
+    for name, where in found:
+        source = where if isinstance(where, Path) else name
+        outputs.claim(outdir / name, source, image=True)
+        if masks:   # claimed whether or not the chain reports one: a clash is found before any work
+            outputs.claim(mask_name(outdir, name), f"the mask of {source}")
+    if grid:
+        outputs.claim(outdir / "grid.png", "the comparison grid (or pass --no-grid)")
+    outputs.check()
     results, rows = Degraded(), []
     for i, (name, where) in enumerate(found):
         try:
@@ -71,9 +77,9 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
             continue
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
         files.remove_temporary((outdir / name).parent, glob.escape(Path(name).name))   # left by a killed write
-        write_image(damaged, outdir / name)
+        write_image(damaged, outdir / name, replace=outputs.replace)
         if masks and mask is not None:
-            write_image(mask.float().expand(3, -1, -1), (outdir / "masks" / name).with_suffix(".png"))
+            write_image(mask.float().expand(3, -1, -1), mask_name(outdir, name), replace=outputs.replace)
         score = psnr(damaged, clean)
         results.append((name, score))
         if grid and len(rows) < GRID_ROWS:
@@ -86,5 +92,10 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True):
         more = ", ..." if len(names) > SHOW_SKIPPED else ""
         print(f"warning: {len(names)} unreadable input(s) skipped: {', '.join(names[:SHOW_SKIPPED])}{more}", file=sys.stderr)
     if grid:
-        save_pil(draw_grid(rows), outdir / "grid.png")
+        save_pil(draw_grid(rows), outdir / "grid.png", replace=outputs.replace)
     return results
+
+
+def mask_name(outdir, name):
+    """OUT/masks/NAME.png: the layout `restore --mask OUT/masks` reads back."""
+    return (outdir / "masks" / name).with_suffix(".png")

@@ -7,7 +7,6 @@ restores best at the size and aspect it trained on; known pixels are never touch
 """
 import numbers
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -90,17 +89,19 @@ def _warn(msg):
     print(f"Warning: {msg}", file=sys.stderr)
 
 
-def extend_file(run_dir, image_path, out_path, *, side="right", times=1, strip=None, device="auto", seed=0, plugins=None):
-    """Extend an image file with a run's best checkpoint and write it to `out_path` -> (w, h) written."""
+def extend_file(run_dir, image_path, out_path, *, side="right", times=1, strip=None, device="auto", seed=0, plugins=None,
+                overwrite=False):
+    """Extend an image file with a run's best checkpoint and write it to `out_path` -> (w, h) written;
+    an existing `out_path` is replaced only with `overwrite`."""
     from workbench import recipe as recipes
     from workbench.api import registry as plugin_manager
     from workbench.devices.device import pick_device
     from workbench.images.files import read_image, write_image
     from workbench.runs.checkpoint import load_model, task_of
+    from workbench.runs.outputs import check_file
 
     check_args(side, times, strip)  # before the slow model load
-    if Path(out_path).resolve() == Path(image_path).resolve():
-        raise WorkbenchError(f"{out_path} would overwrite its input; choose another output file.")
+    check_file(out_path, overwrite=overwrite, image=True, inputs=[image_path])
     plugins = plugins if plugins is not None else plugin_manager.load()
     model, state = load_model(run_dir, plugins)
     if task_of(state, plugins) == "classify":
@@ -118,5 +119,5 @@ def extend_file(run_dir, image_path, out_path, *, side="right", times=1, strip=N
     img = read_image(image_path)
     dev = pick_device(device) if not isinstance(device, torch.device) else device
     out = extend_image(model, img, side=side, times=times, strip=strip, outpaint=outpaint, device=dev, seed=seed)
-    write_image(out, out_path)
+    write_image(out, out_path, replace=overwrite)
     return out.shape[2], out.shape[1]

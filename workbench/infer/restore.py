@@ -25,6 +25,7 @@ from workbench.images.files import IMAGE_SUFFIXES, read_image, write_image
 from workbench.runs import files
 from workbench.runs.checkpoint import load_model, task_of
 from workbench.runs.files import WriteError
+from workbench.runs.outputs import Outputs
 
 MIN_CORE = 16  # a tile keeps at least this many unblended pixels between its two ramps
 # The dihedral group of the square: (quarter turns, mirrored first). The first view is the image as is.
@@ -151,7 +152,7 @@ class Restored(list):
 
 
 def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, device="auto", plugins=None,
-                  self_ensemble=False, spread=None):
+                  self_ensemble=False, spread=None, overwrite=False):
     """Restore image files and folders with a run's best checkpoint into `outdir`, under the same
     names (folders keep their sub-folders). An unreadable input is skipped with a warning; returns
     a `Restored` list of (input path, output path, (w, h) in, (w, h) out).
@@ -161,6 +162,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     self_ensemble: average the 8 flips and quarter turns of each tile (8x the time; see the module docstring).
     spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank restores
     its share, and every rank returns the whole merged list; rank 0 alone prints the skip warnings.
+    overwrite: replace output files that exist (else the command refuses before any work).
     """
     from workbench.api import registry as plugin_manager
     from workbench.devices.spread import Spread, in_order
@@ -176,16 +178,18 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     if outdir.suffix.lower() in IMAGE_SUFFIXES and not outdir.is_dir():
         raise WorkbenchError(f"-o {outdir} looks like an image file, but restore writes into a folder (the photos keep "
                              "their names); give a folder.")
-    found = collect(inputs, verb="restore")
+    found = collect(inputs, verb="restore", exclude=outdir)
     mask_of = _mask_finder(mask, found, capability(model, "takes_mask"), run_dir)
     jobs = [(path, outdir / name, mask_of(name)) for name, path in found]
+    outputs = Outputs([p for job in jobs for p in (job[0], job[2]) if p is not None], overwrite=overwrite)
     for path, dst, _ in jobs:
-        if dst.resolve() == path.resolve():
-            raise WorkbenchError(f"{dst} would overwrite its input; choose another output folder.")
-    # Every check above ran on the whole list on every rank, so all ranks agree before any work.
+        outputs.claim(dst, path, image=True)
+    # Every check ran on the whole list on every rank; the last one is a meeting point, so no rank
+    # writes before all have looked at the outputs (a rank's first file must not refuse another's).
     sp = spread or Spread()
+    sp.settle(outputs.check)
     chain = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)
-    opts = dict(model=model, chain=chain, tile=tile, overlap=overlap, device=dev,
+    opts = dict(model=model, chain=chain, tile=tile, overlap=overlap, device=dev, replace=overwrite,
                 self_ensemble=self_ensemble, warn=sp.world == 1)   # more ranks: rank 0 warns, in input order
     parts = sp.settle(lambda: [(i, _restore_one(*job, **opts)) for i, job in sp.mine(jobs)])
     results = Restored()
@@ -204,7 +208,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     return results
 
 
-def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, self_ensemble, warn):
+def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, self_ensemble, warn, replace):
     """Restore one photo into `dst` -> (None, (w, h) in, (w, h) out), or (why it was skipped, None, None)."""
     try:
         img = read_image(path)
@@ -222,10 +226,12 @@ def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, s
     try:
         # By the one writer of this name (under torchrun, of this rank's share): what a killed write left
         files.remove_temporary(dst.parent, glob.escape(dst.name))
-        write_image(out, dst)
+        write_image(out, dst, replace=replace)
     except WriteError as e:
         # A full disk or a folder in the way stops the command (the next photo would fail too),
         # as one line; under torchrun it may happen on one rank only, and reaches all (spread).
+        if e.exists:   # appeared since the outputs were checked: its own message says it all
+            raise
         raise WorkbenchError(f"{dst}: cannot write the restored photo ({e.reason}); check the output folder.") from e
     return None, size_in, (out.shape[2], out.shape[1])
 

@@ -150,8 +150,8 @@ def _mean(values):
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def write_json(result, path):
-    files.write_text(path, json.dumps(result, indent=2, allow_nan=True), what="the results")
+def write_json(result, path, *, replace=False):
+    files.write_text(path, json.dumps(result, indent=2, allow_nan=True), replace=replace, what="the results")
 
 
 def table(result):

@@ -60,7 +60,7 @@ def write_report(run_dir, samples=None):
         samples=_samples(samples or []),
         recipe_text=esc(recipe_text) if recipe_text is not None else "recipe.toml not found")
     out = run_dir / "report.html"
-    files.write_text(out, page, what="the report")   # atomic: a reader (or a crash) never sees half a page
+    files.write_text(out, page, replace=True, what="the report")   # atomic: a reader (or a crash) never sees half a page
     return out
 
 

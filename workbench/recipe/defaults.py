@@ -48,7 +48,8 @@ TRAIN = {
 # Allowed values of the numeric keys above, checked when a recipe or a `--set` is read (before anything
 # is written): conditions joined by "," ("> 0", ">= 0, < 1"). Keys not listed take any value of their type.
 RANGES = {
-    "recipe.seed": ">= 0",            # numpy's SeedSequence takes only non-negative integers
+    "recipe.seed": ">= 0, <= 9223372036854775807",   # numpy's SeedSequence takes only non-negative integers;
+                                      # TOML's integers stop at 2**63 - 1
     "data.valid_fraction": ">= 0, < 1",  # a fraction; all of the images held out would leave none to train on
     "data.size": ">= 1",
     "data.valid_size": ">= 11",       # SSIM's 11 x 11 Gaussian window must fit in the validation crop

@@ -33,7 +33,7 @@ def versions():
 def save(state, path):
     """Write `state` to `path` atomically (workbench.runs.files): a crash at any moment leaves either
     the old or the new file. A full disk or an unwritable folder is a WorkbenchError (one line)."""
-    atomic_write(path, lambda f: torch.save(state, f), what="checkpoint",
+    atomic_write(path, lambda f: torch.save(state, f), replace=True, what="checkpoint",
                  hint="Free some disk space and continue with --resume.")
 
 

@@ -1,6 +1,8 @@
 """The one atomic writer: everything the workbench writes (checkpoints, images, JSON, recipe.toml,
 metrics, reports, plots) goes through `atomic_write`: a temporary file in the same folder, fsync,
-rename. A kill at any moment leaves either the old file or the new one, never half of either."""
+rename. A kill at any moment leaves either the old file or the new one, never half of either.
+Unless told `replace=True` (a file this command made, or --overwrite), the rename refuses to
+replace what is there: a file that appeared since the command checked its outputs is kept."""
 import errno
 import os
 import tempfile
@@ -14,16 +16,18 @@ os.umask(_UMASK)
 
 
 class WriteError(WorkbenchError):
-    """A file could not be written (`path`, and the system's `reason`); the previous file is intact."""
+    """A file could not be written (`path`, and the system's `reason`); the previous file is intact.
+    `exists`: the name was taken and replacing it was not allowed."""
 
-    def __init__(self, message, path, reason):
+    def __init__(self, message, path, reason, exists=False):
         super().__init__(message)
-        self.path, self.reason = path, reason
+        self.path, self.reason, self.exists = path, reason, exists
 
 
-def atomic_write(path, write, *, what="file", hint="Check that the folder is writable and has free space."):
+def atomic_write(path, write, *, replace=False, what="file", hint="Check that the folder is writable and has free space."):
     """Call `write(f)` with a binary file object, then move the result to `path` atomically.
 
+    replace: whether an existing `path` may be replaced (else `WriteError`, and it is kept).
     An OSError (a full disk, a read-only or missing folder) is a `WriteError` naming `what` and
     `path`; the previous file, if any, is kept. Any other error removes the temporary file and
     propagates.
@@ -38,7 +42,7 @@ def atomic_write(path, write, *, what="file", hint="Check that the folder is wri
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
+        _move(tmp, path, replace)
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -47,10 +51,31 @@ def atomic_write(path, write, *, what="file", hint="Check that the folder is wri
         if err is None or isinstance(e, KeyboardInterrupt):
             raise
         reason = err.strerror or str(err)
+        if isinstance(err, FileExistsError):
+            raise WriteError(f"{path} exists and was not made by this command; it is kept. Pass --overwrite to "
+                             "replace it, or choose another output.", path, reason, exists=True) from e
         raise WriteError(f"cannot write {what} {path}: {reason}; the previous {path.name} (if any) is kept. {hint}",
                          path, reason) from e
     fsync_dir(path.parent)
     return path
+
+
+def _move(tmp, path, replace):
+    if replace:
+        os.replace(tmp, path)   # atomic on POSIX and Windows
+        return
+    try:   # a hard link is the atomic "rename unless the name is taken" that POSIX offers
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:   # no hard links here (FAT, some network shares): check, then rename
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _make_folder(folder):

@@ -3,34 +3,92 @@ are drawn by images.grid and judge.report."""
 import datetime
 import json
 import os
+import shutil
+import sys
 from pathlib import Path
 
 from workbench import recipe as recipes
 from workbench.errors import WorkbenchError
-from workbench.runs import files
+from workbench.runs import files, lock
 
 RUNS = Path("runs")
+OWN = ("recipe.toml", "metrics.jsonl", "checkpoints", "grid.png", "report.html", "eval.json", "tensorboard")
 
 
 def new_run_dir(name, out=None):
-    """`out` if given (it must not hold a run already), else runs/NAME-YYYYmmdd-HHMMSS.
-
-    A run "exists" once it has `checkpoints/last.pt`: a directory whose run was killed before its
-    first checkpoint has nothing to resume, so it is started over (its stale metrics dropped)."""
+    """Create the run directory -> (path, made): `out` if given, else runs/NAME-YYYYmmdd-HHMMSS
+    (-2, -3, ... for runs started in the same second). `made` says whether this call created the
+    folder (else `out` existed, empty). A run directory starts empty or is refused: it never
+    shares a folder with the user's files or with another run."""
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = RUNS / f"{name}-{stamp}"
+        base = RUNS / f"{name}-{stamp}"
+        for n in range(1, 1000):
+            out = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            if _make(out, exist_ok=False):
+                return out, True
+        raise WorkbenchError(f"{base}: a thousand runs named {name} started this second; pass --out.")
     out = Path(out)
+    if refuse_occupied(out):
+        print(f"note: {out} held a run stopped before its first checkpoint; starting it over.", file=sys.stderr)
+        discard(out, made=False)
+    return out, _make(out, exist_ok=True)
+
+
+def refuse_occupied(out):
+    """One line if `out` cannot become a new run directory: a file, a run, or a folder with contents.
+    Returns True for a run killed before its first checkpoint: only a run's own files (recipe.toml
+    among them), nothing to resume, so starting over loses nothing."""
+    if not out.exists():
+        if os.path.lexists(out):
+            raise WorkbenchError(f"--out {out} is a broken link; remove it or choose another --out.")
+        return False
+    if not out.is_dir():
+        raise WorkbenchError(f"--out {out} is a file; choose a new or empty folder.")
+    held = sorted(p.name for p in out.iterdir() if p.name != lock.NAME)
+    if not held:
+        return False
     if (out / "checkpoints" / "last.pt").exists():
-        raise WorkbenchError(f"{out} already holds a run; continue it with --resume {out} or choose another --out.")
+        raise WorkbenchError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out.")
+    if (out / "recipe.toml").is_file() and set(held) <= set(OWN):
+        return True
+    shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+    raise WorkbenchError(f"--out {out} is not empty (it holds {shown}); a run directory starts empty: choose a new "
+                         "or empty folder.")
+
+
+def _make(out, exist_ok):
+    """mkdir -> whether it made the folder (False: it was there); checkpoints/ inside, writable."""
     try:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        check_writable(out)   # fail now, not after an hour of training, on a read-only folder
-        files.remove_temporary(out / "checkpoints", "*.pt")
-        (out / "metrics.jsonl").unlink(missing_ok=True)   # epochs of a start that never reached a checkpoint
+        made = not out.exists()
+        out.mkdir(parents=True, exist_ok=exist_ok)
+    except FileExistsError:
+        if exist_ok:
+            raise WorkbenchError(f"--out {out}: a file is in the way; choose another --out.") from None
+        return False
     except OSError as e:
         raise WorkbenchError(f"cannot write the run directory {out}: {e.strerror or e}; choose another --out.") from e
-    return out
+    try:
+        (out / "checkpoints").mkdir(exist_ok=True)
+        check_writable(out)   # fail now, not after an hour of training, on a read-only folder
+    except OSError as e:
+        raise WorkbenchError(f"cannot write the run directory {out}: {e.strerror or e}; choose another --out.") from e
+    return made
+
+
+def discard(run_dir, made):
+    """Remove what a run that failed before its first checkpoint left: all of `run_dir` if this
+    command made it, else only the run's own files (the folder was the user's, and empty)."""
+    run_dir = Path(run_dir)
+    if made:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in OWN:
+        p = run_dir / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink(missing_ok=True)
 
 
 def check_writable(folder):
@@ -44,7 +102,7 @@ def check_writable(folder):
 
 
 def write_recipe(run_dir, recipe):
-    files.write_text(Path(run_dir) / "recipe.toml", recipes.dumps(recipe.cfg), what="the recipe")
+    files.write_text(Path(run_dir) / "recipe.toml", recipes.dumps(recipe.cfg), replace=True, what="the recipe")
 
 
 def append_metrics(run_dir, record):
@@ -75,4 +133,4 @@ def truncate_metrics(run_dir, epochs_done):
     path = Path(run_dir) / "metrics.jsonl"
     if path.exists():
         # Replaced atomically: a kill here must not leave the earlier epochs' metrics half written.
-        files.write_text(path, "".join(json.dumps(r) + "\n" for r in kept), what="metrics")
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in kept), replace=True, what="metrics")

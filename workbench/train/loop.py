@@ -6,6 +6,7 @@ is a function of (seed, epoch, index) and the torch RNG state is checkpointed, s
 ends exactly as an uninterrupted one. Ctrl-C or SIGTERM saves `last.pt` after the current step
 (mid-epoch: it also records the step and the epoch's running loss) and the resume picks up there.
 """
+import contextlib
 import math
 import sys
 import time
@@ -19,11 +20,12 @@ from workbench.api.contracts import call_model, capability
 from workbench.data import EpochSampler, make_loader, train_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.devices import distributed
-from workbench.devices.device import pick_device
+from workbench.devices.device import host_memory, memory_hint, out_of_memory, pick_device
 from workbench.errors import WorkbenchError
 from workbench.images.grid import save_grid
 from workbench.images.metrics import psnr
-from workbench.runs import rundir
+from workbench.recipe import toml_value
+from workbench.runs import lock, rundir
 from workbench.train.interrupt import StopSignals
 from workbench.train.setup import Learner
 from workbench.train.state import CheckpointState, set_rng_state
@@ -56,9 +58,28 @@ def train(recipe, plugins, *, out=None, device="auto", resume=None, progress=Tru
     rank, world, device = distributed.setup(device)
     try:
         with StopSignals(announce=progress and rank == 0) as stop:
-            return _Trainer(recipe, plugins, device, rank, world, progress, stop).fit(out, resume)
+            check_batch_fits(recipe)
+            try:
+                trainer = _Trainer(recipe, plugins, device, rank, world, progress, stop)
+            except Exception as e:   # building the model (or the data) ran out: nothing was written yet
+                if out_of_memory(e):
+                    sizes = ", ".join(f"model.{k} = {toml_value(v)}" for k, v in recipe["model"].items() if k != "type")
+                    raise WorkbenchError(memory_hint(e, f"the model's size ({sizes or 'its parameters'})")) from e
+                raise
+            return trainer.fit(out, resume)
     finally:
         distributed.teardown()
+
+
+def check_batch_fits(recipe):
+    """Refuse at once a batch whose crops alone (damaged and clean, float32) exceed the machine's memory."""
+    data, total = recipe["data"], host_memory()
+    side = data["size"] + 2 * data["pad"]
+    need = data["batch_size"] * 2 * 3 * side * side * 4
+    if total is not None and need > total:
+        raise WorkbenchError(f"data.size = {data['size']} with data.batch_size = {data['batch_size']}: one batch's crops "
+                             f"take {need / 2**30:.0f} GiB, more than this machine's {total / 2**30:.0f} GiB of memory; "
+                             "lower data.size or data.batch_size.")
 
 
 class _Stop(Exception):
@@ -100,31 +121,45 @@ class _Trainer(CheckpointState):
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, out, resume):
+        with contextlib.ExitStack() as held:
+            return self._fit(out, resume, held)
+
+    def _fit(self, out, resume, held):
         tcfg = self.recipe["train"]
         start = first_step = 0
+        made = None   # a new run directory: whether this command made the folder (removed if nothing is saved)
         if resume is not None:
             run_dir = Path(resume)
+            if self.rank == 0:
+                held.enter_context(lock.holding(run_dir))
             start, first_step = self.saved = self._load_state(run_dir)
             if start >= tcfg["epochs"]:
-                raise WorkbenchError(f"{run_dir} already finished all {tcfg['epochs']} epochs; nothing to resume.")
+                raise WorkbenchError(f"{run_dir} already finished all {tcfg['epochs']} epochs; extend it with "
+                                     f"--resume {run_dir} --set train.epochs=N (N > {start}).")
+            if self.rank == 0:
+                rundir.write_recipe(run_dir, self.recipe)   # a --set train.epochs=N extension, before any epoch
         elif self.rank == 0:
-            run_dir = rundir.new_run_dir(self.recipe.name, out)
+            run_dir, made = rundir.new_run_dir(self.recipe.name, out)
+            held.enter_context(lock.holding(run_dir))
+            if (run_dir / "recipe.toml").exists():   # another `run --out` took the empty folder first
+                raise WorkbenchError(f"{run_dir} was taken by another run started at the same time; choose another --out.")
             rundir.write_recipe(run_dir, self.recipe)
         else:
             run_dir = Path(out) if out else None
         self.run = Run(run_dir, self.recipe, self.model, self.device, tcfg["epochs"], start, self.rank, self.world, self.task.kind)
-        self._hook("on_run_start", run=self.run)
-        metrics = {}
         try:
-            for epoch in range(start, tcfg["epochs"]):
-                self._set_frozen(epoch < tcfg["freeze_epochs"])
-                train_metrics = self._train_epoch(epoch, first_step if epoch == start else 0)
-                metrics = self._end_epoch(epoch, train_metrics)
-                if epoch + 1 < tcfg["epochs"] and self._stop_requested():
-                    raise _Stop   # signalled during validation: last.pt already holds this epoch
-        except (_Stop, KeyboardInterrupt) as e:
-            self._report_interruption(run_dir, saved_now=isinstance(e, _Stop))
-            raise SystemExit(130) from None
+            metrics = self._epochs(start, first_step)
+        except BaseException as e:
+            nothing_saved = made is not None and self.saved == (0, 0)
+            if nothing_saved:   # only what this command wrote, and none of it worth keeping
+                rundir.discard(run_dir, made)
+            if isinstance(e, (_Stop, KeyboardInterrupt)):
+                self._report_interruption(run_dir, saved_now=isinstance(e, _Stop), removed=nothing_saved)
+                raise SystemExit(130) from None
+            if self.rank == 0 and out_of_memory(e):
+                raise WorkbenchError(memory_hint(e, "data.batch_size (now {}) or data.size (now {}), or model.widths".format(
+                    self.recipe["data"]["batch_size"], self.recipe["data"]["size"]))) from e
+            raise
         self._hook("on_run_end", run=self.run, metrics=metrics)
         if self.rank == 0 and self.run.skipped:
             names = self.run.skipped
@@ -137,6 +172,17 @@ class _Trainer(CheckpointState):
         if self.progress:
             tqdm.write(f"Finished: {self._summary(metrics)}. Run directory: {run_dir}")
         return run_dir
+
+    def _epochs(self, start, first_step):
+        tcfg, metrics = self.recipe["train"], {}
+        self._hook("on_run_start", run=self.run)
+        for epoch in range(start, tcfg["epochs"]):
+            self._set_frozen(epoch < tcfg["freeze_epochs"])
+            train_metrics = self._train_epoch(epoch, first_step if epoch == start else 0)
+            metrics = self._end_epoch(epoch, train_metrics)
+            if epoch + 1 < tcfg["epochs"] and self._stop_requested():
+                raise _Stop   # signalled during validation: last.pt already holds this epoch
+        return metrics
 
     def _train_epoch(self, epoch, first_step=0):
         self.model.train()

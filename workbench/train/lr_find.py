@@ -91,7 +91,7 @@ def _valley(losses):
     return first[end], end
 
 
-def plot(lrs, losses, suggestion, path):
+def plot(lrs, losses, suggestion, path, *, replace=False):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,6 +105,6 @@ def plot(lrs, losses, suggestion, path):
     ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)", title="learning-rate finder")
     fig.tight_layout()
     try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), what="the plot")
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), replace=replace, what="the plot")
     finally:
         plt.close(fig)

@@ -1,4 +1,5 @@
 """The training objective: a recipe's [[losses]] summed with their weights, each term logged."""
+import torch
 from torch import nn
 
 from workbench.api.contracts import capability
@@ -9,18 +10,19 @@ from workbench.errors import WorkbenchError
 class Objective(nn.Module):
     """Weighted sum of loss modules; forward returns (total, {term: float}) for logging."""
 
-    def __init__(self, terms):
+    def __init__(self, terms, plugins=None):
         super().__init__()
         self.names = [name for name, _, _ in terms]
         self.weights = [weight for _, weight, _ in terms]
         self.losses = nn.ModuleList([loss for _, _, loss in terms])
+        self.plugins = plugins or [None] * len(terms)   # who registered each loss, named when one breaks the contract
 
     def forward(self, output, target, model=None, mask=None):
         """`model` and the batch's `mask`: a model that learns where the damage is adds its
         mask_loss as the term `mask` (workbench.api.contracts); other models never see the mask."""
         total, logged = 0.0, {}
-        for name, weight, loss in zip(self.names, self.weights, self.losses):
-            value = loss(output, target)
+        for name, weight, loss, plugin in zip(self.names, self.weights, self.losses, self.plugins):
+            value = _checked(loss(output, target), name, plugin)
             total = total + weight * value
             logged[f"loss/{name}"] = value.detach()
             logged.update({f"loss/{k}": v for k, v in capability(loss, "terms").items()})
@@ -31,13 +33,22 @@ class Objective(nn.Module):
         return total, logged
 
 
+def _checked(value, name, plugin):
+    """A loss returns a scalar tensor (a batch of values or a float would train wrongly, or not at all)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point():
+        return value.reshape(())
+    who = f"loss '{name}'" + (f" (plugin '{plugin}')" if plugin else "")
+    got = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
+    raise WorkbenchError(f"{who} returned {got}; a loss returns a scalar float tensor (reduce it with .mean()).")
+
+
 def build_objective(recipe, plugins, default="l1"):
     """One Objective from the recipe's [[losses]] (a plain `default` loss when it names none).
 
     `weight` is read here, not passed to the loss: a loss class may set `default_weight`.
     """
     specs = recipe["losses"] or [{"type": default}]
-    terms, seen = [], {}
+    terms, seen, owners = [], {}, []
     for i, spec in enumerate(specs):
         spec = dict(spec)
         factory = plugins.losses.get(spec.get("type", ""))
@@ -47,7 +58,8 @@ def build_objective(recipe, plugins, default="l1"):
         name, loss = build(plugins.losses, spec, where=f"{recipe.source}: [[losses]] #{i + 1}")
         seen[name] = seen.get(name, 0) + 1
         terms.append((name if seen[name] == 1 else f"{name}#{seen[name]}", float(weight), loss))
-    return Objective(terms)
+        owners.append(plugins.losses.plugin_of(name))
+    return Objective(terms, owners)
 
 
 def check_mask_source(model, chain):

@@ -6,6 +6,7 @@ import torch
 from workbench.api.contracts import call_model
 from workbench.api.registry import build
 from workbench.devices.device import autocast, autocast_dtype
+from workbench.errors import WorkbenchError
 from workbench.train.objective import build_objective, check_mask_source
 
 
@@ -17,7 +18,8 @@ class Learner:
         self.task, self.device, self.grad_clip = task, device, tcfg["grad_clip"]
         # 1. the model, resolved in the recipe (classes from the data) so the checkpoint can rebuild it
         recipe.cfg["model"] = task.configure_model(dict(recipe["model"]))
-        _, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
+        name, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
+        self.who = f"model '{name}' (plugin '{plugins.models.plugin_of(name)}')"   # named when it breaks the contract
         check_mask_source(self.model, task.chain)
         self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
@@ -36,7 +38,7 @@ class Learner:
         x = x.contiguous(memory_format=self.memory_format)
         mask = batch.get("mask")
         with autocast(self.device, self.amp_dtype):
-            out = forward(x, mask)
+            out = self._checked(forward(x, mask), x, y)
             loss, terms = self.objective(out.float(), y, self.model, mask)
         self.opt.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
@@ -48,3 +50,15 @@ class Learner:
         self.scaler.step(self.opt)
         self.scaler.update()
         return loss.detach(), terms, len(x)
+
+    def _checked(self, out, x, y):
+        """The model contract at train time: a tensor, and for a restorer the shape of its target."""
+        if not isinstance(out, torch.Tensor):
+            raise WorkbenchError(f"{self.who} returned {type(out).__name__}, not a tensor; a model's forward returns "
+                                 "the restored batch.")
+        if self.task.kind == "restore" and out.shape != y.shape:
+            raise WorkbenchError(f"{self.who} returned shape {tuple(out.shape)} for an input of {tuple(x.shape)}; a "
+                                 f"restorer returns B x 3 x H x W like its target {tuple(y.shape)}.")
+        if not out.is_floating_point():
+            raise WorkbenchError(f"{self.who} returned a {str(out.dtype).removeprefix('torch.')} tensor; return floats.")
+        return out

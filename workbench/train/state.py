@@ -5,6 +5,7 @@ score so far and, when a signal stopped the run in the middle of an epoch, the s
 epoch's running loss sums. `best.pt` holds the weights of the best validation score.
 """
 import math
+import warnings
 
 import torch
 from tqdm import tqdm
@@ -50,7 +51,7 @@ class CheckpointState:
         distributed.barrier()
         self.saved = (epoch, step)
 
-    def _report_interruption(self, run_dir, saved_now):
+    def _report_interruption(self, run_dir, saved_now, removed=False):
         if self.rank != 0:
             return
         epochs, step = self.saved
@@ -61,7 +62,29 @@ class CheckpointState:
         elif epochs or step:
             tqdm.write(f"\nInterrupted: the checkpoint saved {where} is kept. Continue with: workbench run --resume {run_dir}")
         else:
-            tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet in {run_dir}.")
+            gone = f"; {run_dir} was removed" if removed else f" in {run_dir}"
+            tqdm.write(f"\nInterrupted during the first epoch: nothing was saved yet{gone}.")
+
+    def _check_steps(self, run_dir, state):
+        """The data must give the epochs the checkpoint counted: a folder that gained or lost photos
+        would shift every step of the resumed epochs."""
+        then = (self.sched.total_steps - 1) // state["recipe"]["train"]["epochs"]
+        if then != self.steps:
+            raise WorkbenchError(f"{run_dir}: an epoch is now {self.steps} steps but was {then} when the checkpoint was "
+                                 f"saved: the training images (data.train = {self.recipe['data']['train']!r}) changed. "
+                                 "Put them back to resume, or start a new run.")
+
+    def _stretch_schedule(self, total):
+        """The one-cycle schedule of the new length, at the step reached (train.epochs changed on resume)."""
+        done = self.sched.last_epoch
+        if done >= total - 1:   # fewer epochs than already done: the trainer says it has finished
+            return
+        sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=self.recipe["train"]["lr"], total_steps=total)
+        with warnings.catch_warnings():   # "step() before optimizer.step()": the optimiser stepped before the resume
+            warnings.simplefilter("ignore")
+            sched.last_epoch = done - 1
+            sched.step()
+        self.sched = sched
 
     def _require_finite(self, epoch):
         """Stop before NaN/Inf weights are judged, logged or saved over a good checkpoint."""
@@ -80,7 +103,11 @@ class CheckpointState:
             files.remove_temporary(run_dir / "checkpoints", "*.pt")   # left by a kill during a save
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
+        total = self.sched.total_steps   # of this recipe's schedule, before the checkpoint's replaces it
         self.sched.load_state_dict(state["scheduler"])
+        self._check_steps(run_dir, state)
+        if self.sched.total_steps != total:   # --set train.epochs=N
+            self._stretch_schedule(total)
         self.scaler.load_state_dict(state["scaler"])
         self.best = state["best"]
         self.bad = state.get("bad", 0)

@@ -11,6 +11,7 @@ from workbench.api.contracts import call_model, capability
 from workbench.data import PairDataset
 from workbench.data.splits import recipe_splits
 from workbench.devices.device import autocast
+from workbench.errors import WorkbenchError
 from workbench.images.metrics import batch_psnr, batch_ssim
 
 SSIM_WINDOW = 11   # validation crops are at least this wide: SSIM's 11 x 11 Gaussian window must fit
@@ -30,6 +31,9 @@ class RestoreTask:
         data, seed = recipe["data"], recipe["recipe"]["seed"]
         (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
         self.chain = chain = recipe.degradation_chain(plugins)
+        if not chain:   # the clean image would be its own input: loss 0, PSNR inf, nothing learnt
+            raise WorkbenchError(f"{recipe.source}: the recipe has no [[degradations]], so there is nothing to restore; "
+                                 "add one (see `workbench list degradations`).")
         self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
                                  trivial_augment=data["trivial_augment"], seed=seed, repeat=data["repeat"],
                                  damage_first=data["damage_first"], crops_per_image=data["crops_per_image"])
@@ -64,7 +68,7 @@ class RestoreTask:
             scores["undamaged"] += [len(input_psnr) - len(hurt)]
             if not hurt:
                 continue
-            pick = lambda values: [values[j] for j in hurt]  # noqa: E731
+            pick = lambda values: [values[j] for j in hurt]
             scores["psnr"] += pick(batch_psnr(restored, clean))
             scores["ssim"] += pick(batch_ssim(restored, clean))
             scores["input_psnr"] += pick(input_psnr)
