@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 
 from workbench.runs import checkpoint
-from workbench.runs.lock import holding
 
 
 def tiny(**keys):
@@ -168,6 +167,8 @@ def test_run_out_refuses_a_folder_with_the_users_files(run_cli, tmp_path, monkey
 
 
 def test_a_run_directory_has_one_writer(run_cli, tmp_path, monkeypatch):
+    from workbench.runs.lock import holding
+
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "r"
     assert run_cli("run", "colorize", "--out", out, *TINY).exit_code == 0
@@ -390,3 +391,22 @@ def test_a_loss_returning_a_batch_is_named(run_cli, tmp_path, monkeypatch):
                       '[[losses]]\ntype = "per_image"\n')
     line = one_line(run_cli("--plugin", tmp_path / "bad.py", "run", recipe, *TINY))
     assert "loss 'per_image' (plugin '" in line and "bad.py')" in line and "scalar" in line
+
+
+def test_a_second_run_into_a_live_first_epoch_is_refused_and_deletes_nothing(run_cli, tmp_path, monkeypatch):
+    """A run in its first epoch looks like one killed before its first checkpoint: only the lock
+    tells them apart, so the folder is judged under it."""
+    from workbench.runs.lock import holding
+
+    monkeypatch.chdir(tmp_path)
+    live = tmp_path / "X"
+    (live / "checkpoints").mkdir(parents=True)
+    (live / "recipe.toml").write_text('[recipe]\nname = "live"\n')
+    with holding(live):
+        line = one_line(run_cli("run", "colorize", "--out", live, *TINY))
+    assert "in use by another workbench command" in line
+    assert (live / "recipe.toml").read_text() == '[recipe]\nname = "live"\n'
+    # once that run is gone (killed: its lock released), the folder is started over
+    res = run_cli("run", "colorize", "--out", live, *TINY)
+    assert res.exit_code == 0 and "starting it over" in res.output, res.output
+    assert (live / "checkpoints" / "last.pt").exists()

@@ -15,46 +15,57 @@ RUNS = Path("runs")
 OWN = ("recipe.toml", "metrics.jsonl", "checkpoints", "grid.png", "report.html", "eval.json", "tensorboard")
 
 
-def new_run_dir(name, out=None):
-    """Create the run directory -> (path, made): `out` if given, else runs/NAME-YYYYmmdd-HHMMSS
-    (-2, -3, ... for runs started in the same second). `made` says whether this call created the
-    folder (else `out` existed, empty). A run directory starts empty or is refused: it never
-    shares a folder with the user's files or with another run."""
+def new_run_dir(name, out, held):
+    """Create and lock the run directory -> (path, made): `out` if given, else runs/NAME-YYYYmmdd-HHMMSS
+    (-2, -3, ... for runs started in the same second). `held` (an ExitStack) keeps the lock until
+    the run ends. `made` says whether this call created the folder (else `out` existed, empty).
+    A run directory starts empty or is refused: it never shares a folder with the user's files or
+    with another run. Everything is decided under the lock, so two commands never both take it."""
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         base = RUNS / f"{name}-{stamp}"
         for n in range(1, 1000):
             out = base if n == 1 else base.with_name(f"{base.name}-{n}")
             if _make(out, exist_ok=False):
+                held.enter_context(lock.holding(out))
                 return out, True
         raise WorkbenchError(f"{base}: a thousand runs named {name} started this second; pass --out.")
     out = Path(out)
-    if refuse_occupied(out):
+    refuse_occupied(out, locked=False)   # the plain mistakes (a file, a folder of photos) before touching anything
+    made = _make(out, exist_ok=True)
+    held.enter_context(lock.holding(out))
+    if refuse_occupied(out, locked=True):
         print(f"note: {out} held a run stopped before its first checkpoint; starting it over.", file=sys.stderr)
         discard(out, made=False)
-    return out, _make(out, exist_ok=True)
+        _make(out, exist_ok=True)
+    return out, made
 
 
-def refuse_occupied(out):
+def refuse_occupied(out, *, locked):
     """One line if `out` cannot become a new run directory: a file, a run, or a folder with contents.
     Returns True for a run killed before its first checkpoint: only a run's own files (recipe.toml
-    among them), nothing to resume, so starting over loses nothing."""
+    among them), nothing to resume, so starting over loses nothing. That is known only `locked`
+    (before the lock, it may be a run that has just started)."""
     if not out.exists():
         if os.path.lexists(out):
             raise WorkbenchError(f"--out {out} is a broken link; remove it or choose another --out.")
         return False
     if not out.is_dir():
         raise WorkbenchError(f"--out {out} is a file; choose a new or empty folder.")
-    held = sorted(p.name for p in out.iterdir() if p.name != lock.NAME)
+    held = sorted(p.name for p in out.iterdir() if p.name != lock.NAME and not (p.name == "checkpoints" and _empty(p)))
     if not held:
         return False
     if (out / "checkpoints" / "last.pt").exists():
         raise WorkbenchError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out.")
     if (out / "recipe.toml").is_file() and set(held) <= set(OWN):
-        return True
+        return locked
     shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
     raise WorkbenchError(f"--out {out} is not empty (it holds {shown}); a run directory starts empty: choose a new "
                          "or empty folder.")
+
+
+def _empty(folder):
+    return folder.is_dir() and not any(folder.iterdir())
 
 
 def _make(out, exist_ok):

@@ -139,10 +139,7 @@ class _Trainer(CheckpointState):
             if self.rank == 0:
                 rundir.write_recipe(run_dir, self.recipe)   # a --set train.epochs=N extension, before any epoch
         elif self.rank == 0:
-            run_dir, made = rundir.new_run_dir(self.recipe.name, out)
-            held.enter_context(lock.holding(run_dir))
-            if (run_dir / "recipe.toml").exists():   # another `run --out` took the empty folder first
-                raise WorkbenchError(f"{run_dir} was taken by another run started at the same time; choose another --out.")
+            run_dir, made = rundir.new_run_dir(self.recipe.name, out, held)
             rundir.write_recipe(run_dir, self.recipe)
         else:
             run_dir = Path(out) if out else None

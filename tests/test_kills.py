@@ -1,0 +1,26 @@
+"""kill -9 in the middle of degrade, restore, grid and run leaves no truncated file under a final
+name and no input changed (one try each here; benchmarks/kills.py makes ten of each and prints them)."""
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import kills  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kills")
+    kills.setup(root)
+    return root
+
+
+@pytest.mark.parametrize("kind", kills.KINDS)
+def test_kill_9_mid_way_leaves_whole_files_and_inputs_untouched(base, kind):
+    delay = random.Random(kind).uniform(2.5, 5.0)   # past the interpreter's start-up, inside the work
+    row = kills.trial(kind, base, delay)
+    assert row["broken"] == [] and not row["inputs_changed"], row
+    if kind == "run":
+        assert row["run"] in ("resumed", "no checkpoint"), row
