@@ -47,7 +47,7 @@ CASES = [
     ("fraction", changed(data__valid_fraction=1.5), [], ["data.valid_fraction = 1.5 is out of range: allowed 0 or more and less than 1."]),
     ("workers", changed(data__workers=-2), [], ["data.workers = -2 is out of range: allowed -1 or more."]),
     ("grad clip", changed(train__grad_clip=-1.0), [], ["train.grad_clip = -1.0 is out of range: allowed 0 or more."]),
-    ("seed", changed(recipe={"seed": -1}), [], ["recipe.seed = -1 is out of range: allowed 0 or more."]),
+    ("seed", changed(recipe={"seed": -1}), [], ["recipe.seed = -1 is out of range: allowed 0 or more and 9223372036854775807 or less."]),
     ("valid size", changed(data__valid_size=8), [], ["data.valid_size = 8 is out of range: allowed 11 or more."]),
     ("quality 0", changed(degradations__0__quality=0), [], ["[[degradations]] #1", "'jpeg'", "quality = 0 is out of range: allowed 1 to 100"]),
     ("quality 101", changed(degradations__0__quality=101), [], ["[[degradations]] #1", "quality = 101 is out of range: allowed 1 to 100"]),

@@ -46,19 +46,22 @@ cpu_bf16 = false
 
 # Runs the CLI as `python -m workbench` would, logging each file this rank's restore writes and
 # the exit status it leaves with: what each rank did, seen from inside it rather than guessed from
-# the files. PROBE_CRASH="RANK:NAME" makes that rank crash (not a user error) instead of writing NAME.
+# the files. PROBE_CRASH="RANK:NAME" makes that rank crash (not a user error) instead of writing NAME;
+# PROBE_TAKE="RANK:NAME" puts a folder in NAME's way just before that rank writes it (after the checks).
 PROBE = '''
 import os, sys
 from pathlib import Path
 import workbench.infer.restore as restore
 log, rank, real = os.environ["PROBE_LOG"], os.environ.get("RANK", "0"), restore.write_image
 
-def logged(img, path):
+def logged(img, path, **kw):
     if os.environ.get("PROBE_CRASH") == f"{rank}:{Path(path).name}":
         raise RuntimeError("probe: a crash")
+    if os.environ.get("PROBE_TAKE") == f"{rank}:{Path(path).name}":
+        Path(path).mkdir(parents=True)
     with open(f"{log}.{rank}", "a") as f:
         f.write(f"{path}\\n")
-    real(img, path)
+    real(img, path, **kw)
 
 restore.write_image = logged
 from workbench.cli import main
@@ -195,15 +198,25 @@ def test_two_process_eval_matches_one_process(run, photos, tmp_path):
 
 
 def test_user_error_on_one_rank_stops_both_with_one_line(run, photos, tmp_path):
-    (tmp_path / "out" / "d.png").mkdir(parents=True)     # only rank 1 writes d.png: a folder is in its way
-    double = torchrun(tmp_path, "restore", run, photos, "-o", tmp_path / "out", "--device", "cpu", probe=True)
+    out = tmp_path / "out"
+    double = torchrun(tmp_path, "restore", run, photos, "-o", out, "--device", "cpu", probe=True,
+                      extra_env={"PROBE_TAKE": "1:d.png"})   # only rank 1 writes d.png: a folder appears in its way
     assert double.returncode != 0
     errors = _lines(double.stderr, "Error:")
-    assert errors == [f"Error: {tmp_path / 'out' / 'd.png'}: cannot write the restored photo (Is a directory); "
-                      "check the output folder."]
+    assert errors == [f"Error: {out / 'd.png'} exists and was not made by this command; it is kept. "
+                      "Pass --overwrite to replace it, or choose another output."]
     assert not re.search(r'File ".*workbench/\w+\.py"', double.stderr)   # no traceback from either rank
     assert [(tmp_path / f"wrote.exit{r}").read_text() for r in (0, 1)] == ["2", "2"]
-    assert double.stdout == ""                                            # no summary of a failed command
+    assert double.stdout == "" and (out / "d.png").is_dir()               # no summary; the folder is kept
+
+
+def test_output_in_the_way_is_refused_by_both_ranks_before_any_work(run, photos, tmp_path):
+    (tmp_path / "out" / "d.png").mkdir(parents=True)
+    double = torchrun(tmp_path, "restore", run, photos, "-o", tmp_path / "out", "--device", "cpu", probe=True)
+    assert _lines(double.stderr, "Error:") == [f"Error: {tmp_path / 'out' / 'd.png'} is a folder, where "
+                                               f"{photos / 'd.png'} would be written; choose another output."]
+    assert [(tmp_path / f"wrote.exit{r}").read_text() for r in (0, 1)] == ["2", "2"]
+    assert not (tmp_path / "wrote.0").exists() and not (tmp_path / "wrote.1").exists()   # nothing written
 
 
 def test_crash_on_one_rank_stops_the_other(run, photos, tmp_path):

@@ -45,11 +45,11 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid, overwrite):
 @OVERWRITE
 def batch(spec, outfile, data, overrides, count, epoch, split, overwrite):
     """Show the (damaged, clean) pairs recipe SPEC trains on, exactly as the data pipeline makes them."""
-    from workbench.images.files import save_pil
+    from workbench.images.files import IMAGE_SUFFIXES, save_pil
     from workbench.runs.outputs import check_file
     from workbench.train.preview import batch_grid, training_pairs
 
-    check_file(outfile, overwrite=overwrite, image=True)
+    check_file(outfile, overwrite=overwrite, suffixes=IMAGE_SUFFIXES)
     r = recipe_with_data(spec, overrides, data)
     dataset = training_pairs(r, get_plugins(), split=split)
     save_pil(batch_grid(dataset, n=count, epoch=epoch, batch_size=r["data"]["batch_size"]), outfile, replace=overwrite)

@@ -117,12 +117,12 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble,
 @OVERWRITE
 def grid(run_dir, outfile, data, count, seed, device, overwrite):
     """Rows of damaged | baselines | restored | clean, labelled with each image's PSNR (Y; RGB for colorization)."""
-    from workbench.images.files import save_pil
+    from workbench.images.files import IMAGE_SUFFIXES, save_pil
     from workbench.images.grid import draw_grid
     from workbench.judge.evaluate import evaluate
     from workbench.runs.outputs import check_file
 
-    check_file(outfile, overwrite=overwrite, image=True, inputs=data)
+    check_file(outfile, overwrite=overwrite, suffixes=IMAGE_SUFFIXES, inputs=data)
     result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count)
     key = result["primary"]
     rows = []

@@ -2,6 +2,7 @@
 import math
 import re
 import struct
+import sys
 import warnings
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def read_pixels(path):
     any float conversion, a quarter of the memory traffic of converting the whole photo first.
     16-bit and float images come back as float32 in [0, 1], keeping their precision."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():   # a FIFO would block open() forever
+        raise WorkbenchError(f"{path}: not a regular file (a pipe, socket or device); give an image file.")
     if path.is_file() and path.stat().st_size == 0:
         raise WorkbenchError(f"{path}: cannot read image (the file is empty: 0 bytes); copy it again or remove it.")
     return decode_pixels(path, path)
@@ -56,6 +59,7 @@ def decode_pixels(source, name):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as im:
+                _note_frames(im, name)
                 if im.getexif().get(ORIENTATION, 1) != 1:   # exif_transpose copies even upright photos: 36 MB at 12 MP
                     im = ImageOps.exif_transpose(im)
                 arr = _to_rgb_array(im)
@@ -71,6 +75,17 @@ def decode_pixels(source, name):
         # Pillow raises OSError for truncated files ("image file is truncated").
         raise WorkbenchError(f"{path}: cannot read image ({_first_line(e)}); check the file is a complete {_KINDS}.") from e
     return _chw(arr)
+
+
+_FRAMES_NOTED = set()   # names already warned about, so a training set's GIF is named once, not every epoch
+
+
+def _note_frames(im, name):
+    """A multi-frame file (animated GIF or WebP, multi-page TIFF) is read as its first frame: say so once."""
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1 and str(name) not in _FRAMES_NOTED:
+        _FRAMES_NOTED.add(str(name))
+        print(f"warning: {name} has {frames} frames; using the first.", file=sys.stderr)
 
 
 def _chw(arr):

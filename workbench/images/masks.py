@@ -3,7 +3,9 @@
 Models that are told where the holes are (`takes_mask`) and those that learn where the damage is
 (`learns_mask`) are capabilities of the model contract: workbench.api.contracts.
 """
+import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch.nn import functional as F
 
 from workbench.api.contracts import MASK_HELP
@@ -12,12 +14,27 @@ from workbench.images.files import read_image
 
 
 def read_mask(path, size):
-    """A user's mask file -> bool 1 x H x W, True where pixels are missing; `size` is the photo's (w, h)."""
+    """A user's mask file -> bool 1 x H x W, True where pixels are missing; `size` is the photo's (w, h).
+
+    Missing = white (mean of the channels >= 0.5). A mask with an alpha channel (strokes painted on
+    a transparent layer) counts only its opaque pixels: transparent = known, whatever its colour,
+    and opaque white = missing (alpha >= 0.5 and colour >= 0.5)."""
     img = read_image(path)
     if (img.shape[2], img.shape[1]) != tuple(size):
         raise WorkbenchError(f"{path}: the mask is {img.shape[2]}x{img.shape[1]} but the photo is {size[0]}x{size[1]}; "
                              f"the mask must be {MASK_HELP}.")
-    return img.mean(dim=0, keepdim=True) >= 0.5
+    white = img.mean(dim=0, keepdim=True) >= 0.5
+    alpha = _alpha(path)
+    return white if alpha is None else white & (alpha >= 0.5)
+
+
+def _alpha(path):
+    """1 x H x W alpha in [0, 1] of an image that has one, else None (read_image composited it on white)."""
+    with Image.open(path) as im:
+        if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and not (im.mode == "P" and "transparency" in im.info):
+            return None
+        im = ImageOps.exif_transpose(im)
+        return torch.from_numpy(np.asarray(im.convert("RGBA"))[..., 3].astype(np.float32) / 255)[None]
 
 
 @torch.no_grad()

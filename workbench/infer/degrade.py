@@ -9,7 +9,7 @@ from workbench import recipe as recipes
 from workbench.api.degradation import apply_chain
 from workbench.data.inputs import collect, load
 from workbench.errors import WorkbenchError
-from workbench.images.files import save_pil, write_image
+from workbench.images.files import IMAGE_SUFFIXES, save_pil, write_image
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
 from workbench.runs import files
@@ -59,7 +59,7 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True, over
     outputs = Outputs([where for _, where in found if isinstance(where, Path)], overwrite=overwrite)
     for name, where in found:
         source = where if isinstance(where, Path) else name
-        outputs.claim(outdir / name, source, image=True)
+        outputs.claim(outdir / name, source, suffixes=IMAGE_SUFFIXES)
         if masks:   # claimed whether or not the chain reports one: a clash is found before any work
             outputs.claim(mask_name(outdir, name), f"the mask of {source}")
     if grid:

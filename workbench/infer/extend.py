@@ -96,12 +96,12 @@ def extend_file(run_dir, image_path, out_path, *, side="right", times=1, strip=N
     from workbench import recipe as recipes
     from workbench.api import registry as plugin_manager
     from workbench.devices.device import pick_device
-    from workbench.images.files import read_image, write_image
+    from workbench.images.files import IMAGE_SUFFIXES, read_image, write_image
     from workbench.runs.checkpoint import load_model, task_of
     from workbench.runs.outputs import check_file
 
     check_args(side, times, strip)  # before the slow model load
-    check_file(out_path, overwrite=overwrite, image=True, inputs=[image_path])
+    check_file(out_path, overwrite=overwrite, suffixes=IMAGE_SUFFIXES, inputs=[image_path])
     plugins = plugins if plugins is not None else plugin_manager.load()
     model, state = load_model(run_dir, plugins)
     if task_of(state, plugins) == "classify":

@@ -183,7 +183,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     jobs = [(path, outdir / name, mask_of(name)) for name, path in found]
     outputs = Outputs([p for job in jobs for p in (job[0], job[2]) if p is not None], overwrite=overwrite)
     for path, dst, _ in jobs:
-        outputs.claim(dst, path, image=True)
+        outputs.claim(dst, path, suffixes=IMAGE_SUFFIXES)
     # Every check ran on the whole list on every rank; the last one is a meeting point, so no rank
     # writes before all have looked at the outputs (a rank's first file must not refuse another's).
     sp = spread or Spread()

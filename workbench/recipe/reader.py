@@ -70,7 +70,16 @@ def from_dict(raw, source, plugins, overrides=(), *, from_file=True):
         apply_override(cfg, item, source, plugins)
     if not cfg["recipe"]["name"]:
         cfg["recipe"]["name"] = Path(str(source)).stem
+    _check_name(cfg["recipe"]["name"], source)
     return Recipe(cfg, source, from_file=from_file)
+
+
+def _check_name(name, source):
+    """recipe.name becomes the run directory runs/NAME-DATE: one plain folder name, inside runs/."""
+    bad = ("/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or any(_control(c) for c in name))
+    if bad:
+        raise WorkbenchError(f"{source}: recipe.name = {toml_value(name)} cannot name a run directory: use letters, "
+                             "digits, '-' and '_' (no '/', no leading '.', no control characters).")
 
 
 def _validate(raw, source):
@@ -217,6 +226,15 @@ def _pick(items, selector, head, where):
     return hits[0]
 
 
+# TOML basic strings: these escaped by name, every other control character as \uXXXX, so any text
+# (a path with an escape code, a tab in a name) reads back from recipe.toml exactly.
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+
+
+def _control(c):
+    return ord(c) < 0x20 or ord(c) == 0x7F
+
+
 def toml_value(v):
     """A Python value as TOML source (the subset recipes use)."""
     if isinstance(v, bool):
@@ -224,7 +242,7 @@ def toml_value(v):
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return '"' + "".join(_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if _control(c) else c) for c in v) + '"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):

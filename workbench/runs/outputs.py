@@ -2,7 +2,7 @@
 
 None may be an input (by path or by inode: a hard link to an input is that input), none may be
 named twice, none may replace an existing file unless the user passed --overwrite, each must have
-an image suffix where it is an image, and each folder must be writable. A file that appears after
+a suffix its format allows (an image's: images.files.IMAGE_SUFFIXES), and each folder must be writable. A file that appears after
 the check is still kept: the writer itself refuses to replace it (workbench.runs.files).
 """
 import os
@@ -25,11 +25,12 @@ class Outputs:
         self._claimed = {}    # resolved output -> (path, what it is made from)
         self._existing = []
 
-    def claim(self, path, source=None, *, image=False):
-        """Note that `path` will be written (from `source`, named in a clash); returns it."""
+    def claim(self, path, source=None, *, suffixes=()):
+        """Note that `path` will be written (from `source`, named in a clash); returns it.
+        suffixes: those its name may end in (any case), where the suffix names the format."""
         path = Path(path)
-        if image:
-            check_image_name(path)
+        if suffixes:
+            check_suffix(path, suffixes)
         resolved = path.resolve()
         if resolved in self._claimed:
             other = self._claimed[resolved][1]
@@ -78,22 +79,18 @@ def check_folder(folder):
         raise WorkbenchError(f"{above} is not writable (Permission denied or a read-only disk); choose another output.")
 
 
-def check_image_name(path):
-    """An image output needs a suffix that names its format (.png, .jpg, ...)."""
-    from PIL import Image
-
-    from workbench.images.files import IMAGE_SUFFIXES
-
+def check_suffix(path, suffixes):
+    """An output whose format is told by its name (an image: .png, .jpg, ...) needs one of `suffixes`."""
     path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES or Image.registered_extensions().get(path.suffix.lower()) is None:
+    if path.suffix.lower() not in suffixes:
         raise WorkbenchError(f"{path}: cannot tell the image format from the name; end it in one of "
-                             f"{', '.join(IMAGE_SUFFIXES)}.")
+                             f"{', '.join(suffixes)}.")
     return path
 
 
-def check_file(path, *, overwrite=False, image=False, inputs=()):
+def check_file(path, *, overwrite=False, suffixes=(), inputs=()):
     """One output file: `Outputs` of one."""
     out = Outputs(inputs, overwrite=overwrite)
-    out.claim(path, image=image)
+    out.claim(path, suffixes=suffixes)
     out.check()
     return Path(path)

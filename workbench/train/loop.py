@@ -20,14 +20,13 @@ from workbench.api.contracts import call_model, capability
 from workbench.data import EpochSampler, make_loader, train_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.devices import distributed
-from workbench.devices.device import host_memory, memory_hint, out_of_memory, pick_device
+from workbench.devices.device import memory_hint, out_of_memory, pick_device
 from workbench.errors import WorkbenchError
 from workbench.images.grid import save_grid
 from workbench.images.metrics import psnr
-from workbench.recipe import toml_value
 from workbench.runs import lock, rundir
 from workbench.train.interrupt import StopSignals
-from workbench.train.setup import Learner
+from workbench.train.setup import Learner, check_batch_fits, model_memory
 from workbench.train.state import CheckpointState, set_rng_state
 from workbench.train.task import make_task
 
@@ -59,27 +58,11 @@ def train(recipe, plugins, *, out=None, device="auto", resume=None, progress=Tru
     try:
         with StopSignals(announce=progress and rank == 0) as stop:
             check_batch_fits(recipe)
-            try:
+            with model_memory(recipe):
                 trainer = _Trainer(recipe, plugins, device, rank, world, progress, stop)
-            except Exception as e:   # building the model (or the data) ran out: nothing was written yet
-                if out_of_memory(e):
-                    sizes = ", ".join(f"model.{k} = {toml_value(v)}" for k, v in recipe["model"].items() if k != "type")
-                    raise WorkbenchError(memory_hint(e, f"the model's size ({sizes or 'its parameters'})")) from e
-                raise
             return trainer.fit(out, resume)
     finally:
         distributed.teardown()
-
-
-def check_batch_fits(recipe):
-    """Refuse at once a batch whose crops alone (damaged and clean, float32) exceed the machine's memory."""
-    data, total = recipe["data"], host_memory()
-    side = data["size"] + 2 * data["pad"]
-    need = data["batch_size"] * 2 * 3 * side * side * 4
-    if total is not None and need > total:
-        raise WorkbenchError(f"data.size = {data['size']} with data.batch_size = {data['batch_size']}: one batch's crops "
-                             f"take {need / 2**30:.0f} GiB, more than this machine's {total / 2**30:.0f} GiB of memory; "
-                             "lower data.size or data.batch_size.")
 
 
 class _Stop(Exception):
@@ -167,7 +150,7 @@ class _Trainer(CheckpointState):
 
             write_report(run_dir, self._samples)
         if self.progress:
-            tqdm.write(f"Finished: {self._summary(metrics)}. Run directory: {run_dir}")
+            tqdm.write(f"Finished: {self.task.summary(metrics)}. Run directory: {run_dir}")
         return run_dir
 
     def _epochs(self, start, first_step):
@@ -266,7 +249,7 @@ class _Trainer(CheckpointState):
                               "metrics": {"model": {"psnr": psnr(r, c)}, "input": {"psnr": psnr(d, c)}}}
                              for n, d, r, c in images]
             if self.progress:
-                tqdm.write(f"epoch {epoch + 1}/{self.run.epochs}: {self._summary(record)}")
+                tqdm.write(f"epoch {epoch + 1}/{self.run.epochs}: {self.task.summary(record)}")
         distributed.barrier()
         self.run.history.append(record)
         self._hook("on_epoch_end", run=self.run, epoch=epoch + 1, metrics=record)
@@ -300,11 +283,3 @@ class _Trainer(CheckpointState):
                 impl.function(**{k: kw[k] for k in impl.argnames})
             except Exception as e:
                 raise WorkbenchError(f"plugin '{impl.plugin_name}' failed in {name}: {type(e).__name__}: {e}") from e
-
-    def _summary(self, record):
-        valid = record.get("valid", record)
-        if self.task.kind == "classify":
-            return f"train loss {record.get('train_loss', math.nan):.4f}, valid accuracy {valid.get('accuracy', math.nan):.3f}"
-        return (f"train loss {record.get('train_loss', math.nan):.4f}, valid PSNR {valid.get('psnr', math.nan):.2f} dB "
-                f"(input {valid.get('input_psnr', math.nan):.2f}), SSIM {valid.get('ssim', math.nan):.4f} "
-                f"(input {valid.get('input_ssim', math.nan):.4f})")

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from workbench.data import train_loader
 from workbench.devices.device import pick_device
 from workbench.runs.files import atomic_write
-from workbench.train.setup import Learner
+from workbench.train.setup import Learner, check_batch_fits, model_memory
 from workbench.train.task import make_task
 
 
@@ -21,9 +21,11 @@ def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto", p
     """Returns (lrs, smoothed losses, suggested lr). The model, objective, optimiser, precision,
     loss scaler and clipping are the trainer's own (workbench.train.setup)."""
     device = pick_device(device)
+    check_batch_fits(recipe)
     torch.manual_seed(recipe["recipe"]["seed"])
     task = make_task(recipe, plugins)
-    learner = Learner(recipe, plugins, task, device)
+    with model_memory(recipe):
+        learner = Learner(recipe, plugins, task, device)
     learner.model.train()
     loader, sampler = train_loader(task.train, batch_size=recipe["data"]["batch_size"], workers=recipe["data"]["workers"])
     factor = (end / start) ** (1 / max(steps - 1, 1))

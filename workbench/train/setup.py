@@ -1,12 +1,15 @@
 """What `run` and `lr-find` both build from a recipe, and the one training step they both take:
 the model (resolved, so a checkpoint can rebuild it), the objective, AdamW, the autocast precision
 with its loss scaler (fp16 needs one), channels-last memory and gradient clipping."""
+import contextlib
+
 import torch
 
 from workbench.api.contracts import call_model
 from workbench.api.registry import build
-from workbench.devices.device import autocast, autocast_dtype
+from workbench.devices.device import autocast, autocast_dtype, host_memory, memory_hint, out_of_memory
 from workbench.errors import WorkbenchError
+from workbench.recipe import toml_value
 from workbench.train.objective import build_objective, check_mask_source
 
 
@@ -62,3 +65,26 @@ class Learner:
         if not out.is_floating_point():
             raise WorkbenchError(f"{self.who} returned a {str(out.dtype).removeprefix('torch.')} tensor; return floats.")
         return out
+
+
+def check_batch_fits(recipe):
+    """Refuse at once a batch whose crops alone (damaged and clean, float32) exceed the machine's memory."""
+    data, total = recipe["data"], host_memory()
+    side = data["size"] + 2 * data["pad"]
+    need = data["batch_size"] * 2 * 3 * side * side * 4
+    if total is not None and need > total:
+        raise WorkbenchError(f"data.size = {data['size']} with data.batch_size = {data['batch_size']}: one batch's crops "
+                             f"take {need / 2**30:.0f} GiB, more than this machine's {total / 2**30:.0f} GiB of memory; "
+                             "lower data.size or data.batch_size.")
+
+
+@contextlib.contextmanager
+def model_memory(recipe):
+    """Building the model (or the data) ran out of memory: one line naming the model's size keys."""
+    try:
+        yield
+    except Exception as e:
+        if out_of_memory(e):
+            sizes = ", ".join(f"model.{k} = {toml_value(v)}" for k, v in recipe["model"].items() if k != "type")
+            raise WorkbenchError(memory_hint(e, f"the model's size ({sizes or 'its parameters'})")) from e
+        raise

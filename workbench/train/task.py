@@ -27,6 +27,14 @@ class RestoreTask:
 
     kind, best_key, default_loss = "restore", "psnr", "l1"
 
+    @staticmethod
+    def summary(record):
+        """One epoch's (or the run's) line: train loss, and validation against the damaged input."""
+        valid = record.get("valid", record)
+        return (f"train loss {record.get('train_loss', math.nan):.4f}, valid PSNR {valid.get('psnr', math.nan):.2f} dB "
+                f"(input {valid.get('input_psnr', math.nan):.2f}), SSIM {valid.get('ssim', math.nan):.4f} "
+                f"(input {valid.get('input_ssim', math.nan):.4f})")
+
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
         (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
@@ -87,6 +95,11 @@ class ClassifyTask:
     al. 2014), which still teaches it useful features for perceptual losses and encoders."""
 
     kind, best_key, default_loss = "classify", "accuracy", "cross_entropy"
+
+    @staticmethod
+    def summary(record):
+        valid = record.get("valid", record)
+        return f"train loss {record.get('train_loss', math.nan):.4f}, valid accuracy {valid.get('accuracy', math.nan):.3f}"
 
     def __init__(self, recipe, plugins):
         data, seed = recipe["data"], recipe["recipe"]["seed"]
