@@ -247,6 +247,23 @@ def test_second_signal_stops_at_once_keeping_the_last_checkpoint(tmp_path, monke
     assert (kept["epoch"], kept["step"]) == (1, 0) and temp_files(run) == []
 
 
+
+def test_one_signal_stops_a_step_that_hangs(tmp_path, monkeypatch, capfd):
+    """A plugin stuck in the training process (data.workers = 0) cannot reach the end of its step;
+    one SIGTERM still stops the run once the grace period is over, keeping the last checkpoint."""
+    monkeypatch.setenv("WORKBENCH_STOP_GRACE", "0.5")
+    plugins = plugin_manager.load([TINY])
+    monkeypatch.setenv("TINY_SIGNAL_FLAG", str(tmp_path / "hang.flag"))
+    spec = 'type = "signal_at"\ncall = 30\nsig = "SIGTERM"\nhang = 600.0'
+    r = recipes.load(str(make_recipe(tmp_path, degradation=spec, epochs=3, steps=4)), plugins)
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as stopped:
+        train(r, plugins, out=tmp_path / "run", device="cpu", progress=False)
+    assert stopped.value.code == 130 and time.monotonic() - started < 300   # not the 600 s hang
+    assert "did not finish within 0.5 s of the signal" in capfd.readouterr().err
+    kept = checkpoint.load(tmp_path / "run", "last")
+    assert (kept["epoch"], kept["step"]) == (1, 0) and temp_files(tmp_path / "run") == []
+
 def test_signal_in_the_first_step_saves_a_resumable_state(tmp_path, monkeypatch):
     code, run = train_signalled(tmp_path, monkeypatch, "run", call=1, epochs=1)
     assert code == 130

@@ -2,6 +2,7 @@
 (a plugin file, like a user's)."""
 import os
 import signal
+import time
 
 from torch import nn
 
@@ -29,10 +30,12 @@ class SquaredError(nn.Module):
 class SignalAt:
     """The identity, except that its `call`-th use sends `times` `sig` signals to its own process,
     once per flag file (TINY_SIGNAL_FLAG), so that a resumed run is not signalled again. With
-    data.workers = 0 it runs in the training process: a Ctrl-C in the middle of a step."""
+    data.workers = 0 it runs in the training process: a Ctrl-C in the middle of a step. `hang`: then
+    it sleeps for that many seconds, as a plugin stuck on a network read would."""
 
-    def __init__(self, *, call=1, sig="SIGINT", times=1, parent=False):
+    def __init__(self, *, call=1, sig="SIGINT", times=1, parent=False, hang=0.0):
         self.call, self.sig, self.times, self.parent, self.calls = call, getattr(signal, sig), times, parent, 0
+        self.hang = hang
 
     def __call__(self, img, rng):
         self.calls += 1
@@ -41,6 +44,7 @@ class SignalAt:
             open(flag, "w").close()
             for _ in range(self.times):   # parent: from a DataLoader worker, signal the training process
                 os.kill(os.getppid() if self.parent else os.getpid(), self.sig)
+            time.sleep(self.hang)
         return img.clone()
 
 
