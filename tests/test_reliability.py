@@ -29,7 +29,8 @@ TINY = HERE / "plugin_files" / "tiny_model.py"
 BROKEN = HERE / "plugin_files" / "broken_plugins.py"
 
 
-def make_recipe(tmp_path, *, degradation='type = "blur"\nsigma = 1.0', loss='type = "l1"', epochs=2, steps=2, workers=0):
+def make_recipe(tmp_path, *, degradation='type = "blur"\nsigma = 1.0', loss='type = "l1"', epochs=2, steps=2, workers=0,
+                model='type = "tiny"'):
     path = tmp_path / "tiny.toml"
     path.write_text(f"""
 [recipe]
@@ -42,7 +43,7 @@ workers = {workers}
 [[degradations]]
 {degradation}
 [model]
-type = "tiny"
+{model}
 [[losses]]
 {loss}
 [train]
@@ -179,12 +180,13 @@ def test_signal_during_a_save_waits_for_it(tmp_path, monkeypatch, capsys):
     assert checkpoint.load(tmp_path / "run", "last")["epoch"] == 1 and temp_files(tmp_path / "run") == []
 
 
-def train_signalled(tmp_path, monkeypatch, name, *, call, sig="SIGINT", times=1, epochs=3, steps=4, workers=0):
+def train_signalled(tmp_path, monkeypatch, name, *, call, sig="SIGINT", times=1, epochs=3, steps=4, workers=0, model=None):
     """Train in-process with `signal_at` sending signals at its `call`-th image; -> (exit code or 0, run)."""
     monkeypatch.setenv("TINY_SIGNAL_FLAG", str(tmp_path / f"{name}.flag"))
     plugins = plugin_manager.load([TINY])
     spec = f'type = "signal_at"\ncall = {call}\nsig = "{sig}"\ntimes = {times}\nparent = {"true" if workers else "false"}'
-    recipe = make_recipe(tmp_path, degradation=spec, epochs=epochs, steps=steps, workers=workers)
+    recipe = make_recipe(tmp_path, degradation=spec, epochs=epochs, steps=steps, workers=workers,
+                         **({"model": model} if model else {}))
     r = recipes.load(str(recipe), plugins)
     run = tmp_path / name
     # A test run started in the background without job control inherits an ignored SIGINT, which
