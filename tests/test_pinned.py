@@ -183,3 +183,52 @@ def test_a_checkpoint_save_broken_off_keeps_the_previous_file(tmp_path, monkeypa
     kept = checkpoint.load(path.parent.parent, "last")
     assert kept["epoch"] == 1 and torch.equal(kept["model"]["w"], torch.ones(1000))
     assert temp_files(tmp_path) == [] and json.dumps(sorted(p.name for p in path.parent.iterdir())) == '["last.pt"]'
+
+
+# -- the evaluation protocol at its edges (survivors of benchmarks/mutation.py) ------------------------
+def test_mask_psnr_is_scikit_images_over_the_missing_pixels_with_and_without_a_crop():
+    from workbench.judge import protocol
+
+    g = torch.Generator().manual_seed(3)
+    out, ref = torch.rand(3, 20, 24, generator=g), torch.rand(3, 20, 24, generator=g)
+    mask = torch.zeros(1, 20, 24, dtype=torch.bool)
+    mask[:, 1:9, 2:20] = True
+    for crop in (0, 4):
+        got = protocol.measure(out, ref, crop=crop, mask=mask)
+        sl = (slice(crop, 20 - crop), slice(crop, 24 - crop))
+        m = mask[0][sl].numpy()
+        a, b = levels(out)[sl][m], levels(ref)[sl][m]
+        assert got["psnr_mask"] == pytest.approx(peak_signal_noise_ratio(b, a, data_range=255), abs=1e-9), crop
+    assert protocol.measure(out, ref) == protocol.measure(out, ref, crop=0)   # no crop unless asked
+    assert protocol.measure(out, ref)["psnr_rgb"] == pytest.approx(
+        peak_signal_noise_ratio(levels(ref), levels(out), data_range=255), abs=1e-9)
+
+
+def test_ssim_is_defined_from_exactly_one_window():
+    from workbench.images.metrics import ssim
+
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.rand(3, 11, 11, generator=g), torch.rand(3, 11, 11, generator=g)
+    expected = structural_similarity(levels(a), levels(b), channel_axis=2, data_range=255, gaussian_weights=True,
+                                     sigma=1.5, use_sample_covariance=False)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-9)
+    assert np.isnan(ssim(a[:, :10], b[:, :10]))
+
+
+def test_range_warnings_at_their_thresholds():
+    from workbench.judge.protocol import range_warnings, to_tensor
+
+    x = torch.linspace(0, 1, 101, dtype=torch.float64)
+    assert range_warnings({}) == []
+    assert range_warnings({"output": x * 1.4 - 0.2, "target": x * 1.4 - 0.2}) == []   # exactly [-0.2, 1.2]: an overshoot
+    assert [w.split(" spans")[0] for w in range_warnings({"output": x + 0.5, "target": x})] == ["output"]
+    narrow = {"input": x, "output": x * 0.5 + 0.25, "target": x}   # half the width, exactly: not flagged
+    assert range_warnings(narrow) == []
+    narrower = {"input": x, "output": x * 0.3 + 0.35, "target": x}  # lo > 0: the width is hi - lo
+    assert [w.split(" spans")[0] for w in range_warnings(narrower)] == ["output"]
+    assert range_warnings({"input": x * 0.5, "output": x * 0.2, "target": x * 0.5}) == []   # widest 0.5: all small
+    wide = {"input": x * 0.8 + 0.1, "output": x * 0.5 + 0.2, "target": x * 0.8 + 0.1}   # 0.5 >= half of 0.8
+    assert range_warnings(wide) == []
+    both = range_warnings({"input": x, "output": x + 1, "target": x * 0.3 + 0.3})
+    assert [w.split(" spans")[0] for w in both] == ["output", "target"]   # one warning does not hide another
+    assert to_tensor(np.zeros((2, 3, 3), np.uint8)).dtype == torch.float32

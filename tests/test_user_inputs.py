@@ -110,3 +110,33 @@ def test_a_pipe_given_as_an_image_is_refused_not_waited_on(run_cli, tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     res = run_cli("degrade", "jpeg", tmp_path, "-o", tmp_path / "out", "--no-grid")
     assert res.exit_code == 0 and "Wrote 1 damaged" in res.output, res.output
+
+
+def test_a_gif_is_degraded_into_a_png_of_its_first_frame(run_cli, tmp_path):
+    frames = [Image.fromarray(np.full((12, 12, 3), v, np.uint8)) for v in (10, 200, 90)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    res = run_cli("degrade", "jpeg", tmp_path / "anim.gif", "-o", tmp_path / "out", "--no-grid")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.png"]
+    assert np.asarray(Image.open(tmp_path / "out" / "anim.png")).mean() < 60   # frame 1 (10), not 200 or 90
+
+
+def test_an_output_folder_that_refuses_new_files_is_refused_before_the_work(run_cli, tmp_path, monkeypatch):
+    """Permission bits do not tell for root, /sys or some network shares: a probe file does."""
+    import errno
+    import tempfile
+
+    real = tempfile.mkstemp
+    refused = tmp_path / "refuses"
+    refused.mkdir()
+
+    def mkstemp(*a, dir=None, **kw):
+        if dir is not None and os.path.samefile(dir, refused):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    res = run_cli("degrade", "jpeg", tmp_path / "a.png", "-o", refused)
+    assert res.exit_code == 2
+    assert res.output.strip() == f"Error: cannot write in {refused} (Permission denied); choose another output."

@@ -150,6 +150,14 @@ def write_image(img, path, *, replace=False):
     return save_pil(to_pil(img), path, replace=replace)
 
 
+def output_name(name):
+    """The name a damaged or restored copy of the image `name` is written under: the same, or with
+    .png where its format is one the workbench does not write (a GIF's 256-colour palette would
+    damage the result again)."""
+    name = Path(name)
+    return name if name.suffix.lower() in IMAGE_SUFFIXES else name.with_suffix(".png")
+
+
 def list_images(folder):
     """Image files under `folder`, recursively, sorted so runs see them in a stable order."""
     folder = Path(folder)

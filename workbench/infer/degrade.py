@@ -9,7 +9,7 @@ from workbench import recipe as recipes
 from workbench.api.degradation import apply_chain
 from workbench.data.inputs import collect, load
 from workbench.errors import WorkbenchError
-from workbench.images.files import IMAGE_SUFFIXES, save_pil, write_image
+from workbench.images.files import IMAGE_SUFFIXES, output_name, save_pil, write_image
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
 from workbench.runs import files
@@ -57,6 +57,7 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True, over
     outdir = Path(outdir)
     found = collect(inputs, verb="degrade", sample=True, exclude=outdir)
     outputs = Outputs([where for _, where in found if isinstance(where, Path)], overwrite=overwrite)
+    found = [(str(output_name(name)), where) for name, where in found]   # anim.gif -> anim.png
     for name, where in found:
         source = where if isinstance(where, Path) else name
         outputs.claim(outdir / name, source, suffixes=IMAGE_SUFFIXES)

@@ -21,7 +21,7 @@ from workbench.data.inputs import collect
 from workbench.devices.device import autocast, pick_device
 from workbench.errors import WorkbenchError
 from workbench.images import masks
-from workbench.images.files import IMAGE_SUFFIXES, read_image, write_image
+from workbench.images.files import IMAGE_SUFFIXES, output_name, read_image, write_image
 from workbench.runs import files
 from workbench.runs.checkpoint import load_model, task_of
 from workbench.runs.files import WriteError
@@ -180,7 +180,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
                              "their names); give a folder.")
     found = collect(inputs, verb="restore", exclude=outdir)
     mask_of = _mask_finder(mask, found, capability(model, "takes_mask"), run_dir)
-    jobs = [(path, outdir / name, mask_of(name)) for name, path in found]
+    jobs = [(path, outdir / output_name(name), mask_of(name)) for name, path in found]
     outputs = Outputs([p for job in jobs for p in (job[0], job[2]) if p is not None], overwrite=overwrite)
     for path, dst, _ in jobs:
         outputs.claim(dst, path, suffixes=IMAGE_SUFFIXES)

@@ -6,6 +6,7 @@ a suffix its format allows (an image's: images.files.IMAGE_SUFFIXES), and each f
 the check is still kept: the writer itself refuses to replace it (workbench.runs.files).
 """
 import os
+import tempfile
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
@@ -77,6 +78,13 @@ def check_folder(folder):
         raise WorkbenchError(f"{above} is a file, so the output folder {folder} cannot be made (Not a directory).")
     if not os.access(above, os.W_OK | os.X_OK):
         raise WorkbenchError(f"{above} is not writable (Permission denied or a read-only disk); choose another output.")
+    if above == Path(folder):   # there: try it, as the permission bits do not tell (root, /sys, some shares)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".workbench-probe.", dir=above)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise WorkbenchError(f"cannot write in {above} ({e.strerror or e}); choose another output.") from None
 
 
 def check_suffix(path, suffixes):
