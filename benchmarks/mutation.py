@@ -29,8 +29,10 @@ GROUPS = {
     "metrics": (["workbench/images/metrics.py", "workbench/judge/protocol.py"],
                 ["tests/test_metrics.py", "tests/test_evaluate.py", "tests/test_pinned.py", "-k",
                  "not browser and not scikit_images"]),
-    "tiling": (["workbench/infer/restore.py"],
-               ["tests/test_restore.py", "tests/test_self_ensemble.py", "tests/test_pinned.py", "-k", "tile or ramps or restore"]),
+    "restore": (["workbench/infer/restore.py"],   # tiling, and restore's files, masks and outputs
+                ["tests/test_restore.py", "tests/test_self_ensemble.py", "tests/test_masks.py", "tests/test_bad_images.py",
+                 "tests/test_never_lost.py", "tests/test_user_inputs.py", "tests/test_pinned.py::test_tiles_blend_to_the_one_pass_result_at_every_small_overlap",
+                 "tests/test_pinned.py::test_facing_ramps_sum_to_one_and_no_pixel_loses_all_weight"]),
     "objective": (["workbench/train/objective.py"],
                   ["tests/test_losses.py", "tests/test_pinned.py", "tests/test_never_lost.py", "-k",
                    "objective or loss or weight"]),

@@ -183,3 +183,80 @@ def test_a_classifier_cannot_restore(tmp_path, plugins):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     with pytest.raises(WorkbenchError, match="classifier"):
         restore_files(run, [tmp_path / "a.png"], tmp_path / "out", device="cpu", plugins=plugins)
+
+
+class MaskAware(torch.nn.Module):
+    """A pointwise model told where the holes are: it paints them gray. Any tiling must give the
+    one-pass result, so each tile must receive its own part of the mask."""
+
+    takes_mask = True
+
+    def __init__(self, gain=1.0):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x, mask):
+        return torch.where(mask.expand_as(x), torch.full_like(x, 0.5), x * self.gain)
+
+
+class Spy(torch.nn.Module):
+    """The identity, recording the size of every input it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(tuple(x.shape[-2:]))
+        return x
+
+
+@pytest.mark.parametrize("tile", [0, 20])
+def test_each_tile_gets_its_part_of_the_mask(tile):
+    img = photo_tensor(37, 45)
+    mask = torch.zeros(1, 37, 45, dtype=torch.bool)
+    mask[:, 5:30:3, 7:40:4] = True   # holes scattered over every tile
+    got = restore_tensor(MaskAware(), img, mask=mask, tile=tile, overlap=2)
+    assert torch.allclose(got, torch.where(mask.expand(3, -1, -1), torch.full_like(img, 0.5), img), atol=1e-6)
+
+
+@pytest.mark.parametrize("tile", [0, 20])
+def test_clamp_false_keeps_the_raw_output(tile):
+    img = photo_tensor(30, 41)
+    mask = torch.zeros(1, 30, 41, dtype=torch.bool)
+    raw = restore_tensor(MaskAware(gain=3.0), img, mask=mask, tile=tile, overlap=2, clamp=False)
+    assert torch.allclose(raw, img * 3, atol=1e-6) and raw.max() > 1.5        # eval checks this range
+    clamped = restore_tensor(MaskAware(gain=3.0), img, mask=mask, tile=tile, overlap=2)   # clamped by default
+    assert torch.allclose(clamped, (img * 3).clamp(0, 1), atol=1e-6) and clamped.max() == 1
+
+
+@pytest.mark.parametrize("h, w, calls", [(24, 24, [(24, 24)]), (24, 25, [(24, 24), (24, 24)]),
+                                         (25, 24, [(24, 24), (24, 24)]), (20, 10, [(20, 10)])])
+def test_an_image_no_larger_than_a_tile_is_one_pass(h, w, calls):
+    spy = Spy()
+    restore_tensor(spy, torch.rand(3, h, w), tile=24, overlap=2)
+    assert spy.sizes == calls
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 8), (2, 3, 8, 8)])
+def test_only_a_three_channel_image_is_restored(shape):
+    with pytest.raises(ValueError, match=rf"img must be 3 x H x W, got shape \({', '.join(map(str, shape))}\)"):
+        restore_tensor(Spy(), torch.rand(*shape), tile=0)
+
+
+@pytest.mark.parametrize("overlap", [1.5, True, -1])
+def test_overlap_must_be_a_whole_number(overlap):
+    with pytest.raises(ValueError, match=rf"overlap = {overlap!r} must be an integer >= 0"):
+        restore_tensor(Spy(), torch.rand(3, 8, 8), tile=64, overlap=overlap)
+
+
+def test_tile_error_says_the_smallest_tile():
+    with pytest.raises(ValueError, match=r"or at least 2 \* overlap \+ 16 = 48$"):
+        restore_tensor(Spy(), torch.rand(3, 8, 8), tile=40, overlap=16)
+
+
+def test_prepare_input_scale_is_a_whole_number():
+    plugins = registry.load()
+    chain = recipes.from_dict({"degradations": [{"type": "downsample", "scale": 3}]}, "test", plugins).degradation_chain(plugins)
+    _, scale = prepare_input(torch.rand(3, 10, 14), chain)
+    assert scale == 3 and isinstance(scale, int)
