@@ -25,27 +25,27 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTMUT = Path(sys.executable).with_name("mutmut")
 
 # group -> (modules to mutate, pytest arguments that select the tests judging them)
+PINNED = "tests/test_pinned.py"
 GROUPS = {
     "metrics": (["workbench/images/metrics.py", "workbench/judge/protocol.py"],
-                ["tests/test_metrics.py", "tests/test_evaluate.py", "tests/test_pinned.py", "-k",
-                 "not browser and not scikit_images"]),
+                ["tests/test_metrics.py", "tests/test_evaluate.py", PINNED]),
     "restore": (["workbench/infer/restore.py"],   # tiling, and restore's files, masks and outputs
                 ["tests/test_restore.py", "tests/test_self_ensemble.py", "tests/test_masks.py", "tests/test_bad_images.py",
-                 "tests/test_never_lost.py", "tests/test_user_inputs.py", "tests/test_pinned.py::test_tiles_blend_to_the_one_pass_result_at_every_small_overlap",
-                 "tests/test_pinned.py::test_facing_ramps_sum_to_one_and_no_pixel_loses_all_weight"]),
+                 "tests/test_never_lost.py", "tests/test_user_inputs.py", PINNED]),
     "objective": (["workbench/train/objective.py"],
-                  ["tests/test_losses.py", "tests/test_pinned.py", "tests/test_never_lost.py", "-k",
-                   "objective or loss or weight"]),
+                  ["tests/test_losses.py", "tests/test_bad_recipes.py", "tests/test_detect.py", "tests/test_never_lost.py",
+                   "tests/test_train.py", PINNED]),
     "contracts": (["workbench/api/contracts.py", "workbench/api/degradation.py", "workbench/author/models.py",
                    "workbench/author/degradations.py", "workbench/author/losses.py", "workbench/author/probes.py"],
-                  ["tests/test_check.py", "tests/test_contract.py", "tests/test_contracts.py", "tests/test_pinned.py",
-                   "tests/test_never_lost.py", "-k", "not scikit_images and not dropout"]),
+                  ["tests/test_check.py", "tests/test_contract.py", "tests/test_contracts.py", "tests/test_builtin_degradations.py",
+                   "tests/test_never_lost.py", PINNED]),
     "writers": (["workbench/runs/files.py", "workbench/runs/outputs.py"],
-                ["tests/test_outputs.py", "tests/test_never_lost.py", "tests/test_pinned.py", "-k", "not dropout and not scikit"]),
-    "archive": (["workbench/data/archive.py"], ["tests/test_archive.py", "tests/test_security.py"]),
+                ["tests/test_outputs.py", "tests/test_never_lost.py", "tests/test_user_inputs.py", "tests/test_reliability.py",
+                 PINNED]),
+    "archive": (["workbench/data/archive.py"], ["tests/test_archive.py", "tests/test_security.py", "tests/test_prepare.py"]),
     "checkpoint": (["workbench/runs/checkpoint.py", "workbench/train/resume.py", "workbench/train/state.py"],
-                   ["tests/test_pinned.py", "tests/test_never_lost.py", "tests/test_security.py", "tests/test_reliability.py",
-                    "-k", "resume or checkpoint or dropout or weights_only or refused"]),
+                   ["tests/test_never_lost.py", "tests/test_security.py", "tests/test_reliability.py", "tests/test_train.py",
+                    PINNED]),
 }
 KILLED = ("killed", "timeout")   # a mutant that hangs the tests is caught too
 

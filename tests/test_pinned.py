@@ -232,3 +232,90 @@ def test_range_warnings_at_their_thresholds():
     both = range_warnings({"input": x, "output": x + 1, "target": x * 0.3 + 0.3})
     assert [w.split(" spans")[0] for w in both] == ["output", "target"]   # one warning does not hide another
     assert to_tensor(np.zeros((2, 3, 3), np.uint8)).dtype == torch.float32
+
+
+# -- the objective term by term (survivors of benchmarks/mutation.py) -----------------------------------
+class Detector(nn.Module):
+    """A model that learns where the damage is: its mask loss is the mean of the mask, times 10."""
+
+    learns_mask = True
+
+    def mask_loss(self, mask):
+        return mask.float().mean() * 10
+
+
+class Parts(nn.Module):
+    """A loss that reports two parts of itself (as the perceptual loss reports its layers)."""
+
+    terms = {"parts/a": 1.0, "parts/b": 2.0}
+
+    def forward(self, output, target):
+        return (output - target).abs().mean()
+
+
+def test_objective_adds_the_mask_loss_of_a_model_that_learns_it():
+    from workbench.train.objective import Objective
+
+    out, target = torch.full((1, 3, 4, 4), 0.5), torch.zeros(1, 3, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., :2, :] = True
+    objective = Objective([("l1", 1.0, nn.L1Loss()), ("parts", 2.0, Parts())])
+    total, logged = objective(out, target, model=Detector(), mask=mask)
+    assert total.item() == pytest.approx(0.5 + 2 * 0.5 + 5.0)
+    assert logged == {"loss/l1": pytest.approx(torch.tensor(0.5)), "loss/parts": pytest.approx(torch.tensor(0.5)),
+                      "loss/parts/a": 1.0, "loss/parts/b": 2.0, "loss/mask": pytest.approx(torch.tensor(5.0))}
+    for model, m in ((Detector(), None), (Parts(), mask)):   # no mask, or a model that does not learn one
+        total, logged = objective(out, target, model=model, mask=m)
+        assert total.item() == pytest.approx(1.5) and "loss/mask" not in logged
+    assert objective.plugins == [None, None]
+
+
+class Returning(nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, output, target):
+        return self.value
+
+
+@pytest.mark.parametrize("value, plugin, said", [
+    (torch.ones(2), None, "loss 'bad' returned a tensor of shape (2,) and dtype torch.float32; a loss returns a scalar "
+                          "float tensor (reduce it with .mean())."),
+    (0.5, "mine.py", "loss 'bad' (plugin 'mine.py') returned float; a loss returns a scalar float tensor (reduce it "
+                     "with .mean())."),
+    (torch.tensor(1), None, "loss 'bad' returned a tensor of shape () and dtype torch.int64; a loss returns a scalar "
+                            "float tensor (reduce it with .mean())."),
+])
+def test_a_loss_breaking_its_contract_is_named_with_what_it_returned(value, plugin, said):
+    from workbench.train.objective import Objective
+
+    objective = Objective([("bad", 1.0, Returning(value))], [plugin])
+    with pytest.raises(WorkbenchError) as e:
+        objective(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2))
+    assert str(e.value) == said
+
+
+@pytest.mark.parametrize("weight, ok", [(0, True), (0.0, True), (2, True), (-0.5, False), (True, False), ("1", False)])
+def test_loss_weights_are_numbers_from_zero(weight, ok):
+    plugins = plugin_manager.load([])
+    recipe = recipes.from_dict({"losses": [{"type": "l1"}, {"type": "mse", "weight": weight}]}, "r.toml", plugins)
+    if ok:
+        assert build_objective(recipe, plugins).weights == [1.0, float(weight)]
+        return
+    with pytest.raises(WorkbenchError) as e:
+        build_objective(recipe, plugins)
+    assert str(e.value) == f"r.toml: [[losses]] #2: weight must be a number >= 0, got {weight!r}."
+
+
+def test_a_recipe_without_losses_trains_on_the_tasks_default():
+    plugins = plugin_manager.load([])
+    recipe = recipes.from_dict({}, "r.toml", plugins)
+    recipe.cfg["losses"] = []
+    assert build_objective(recipe, plugins).names == ["l1"]
+    assert build_objective(recipe, plugins, default="mse").names == ["mse"]
+    recipe.cfg["losses"] = [{"type": "l1"}, {"type": "l1", "weight": 0.5}]
+    assert build_objective(recipe, plugins).names == ["l1", "l1#2"]
+    recipe.cfg["losses"] = [{"type": "l1"}, {"type": "l1", "bogus": 1}]
+    with pytest.raises(WorkbenchError, match=r"^r.toml: \[\[losses\]\] #2: loss 'l1' .*'bogus'"):
+        build_objective(recipe, plugins)
