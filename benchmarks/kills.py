@@ -3,7 +3,7 @@ under a final name, or any input changed?
 
 Each try starts the real CLI in a fresh folder, sends SIGKILL to its process group after a random
 delay drawn over the command's own measured duration, then reads back every file it left: images
-decode fully, JSON and checkpoints load, metrics lines parse, a run directory is resumable or gone,
+decode fully, JSON and checkpoints load, metrics lines parse, a run directory is resumable, restarts or is gone,
 and the inputs hash as before. Not a test (it takes minutes); tests/test_kills.py runs one try of each.
 
     python benchmarks/kills.py [--tries 10] [--seed 0]
@@ -90,11 +90,16 @@ def broken(out):
 
 
 def resumable(root):
-    """A killed run is either gone (nothing was saved) or continues with --resume."""
+    """A killed run is gone (nothing was saved), starts over when run again into the same folder
+    (killed before its first checkpoint, where no clean-up could run), or continues with --resume."""
     run = root / "out" / "run"
     if not (run / "checkpoints" / "last.pt").exists():
-        leftovers = [p.name for p in run.iterdir()] if run.exists() else []
-        return "no checkpoint" + (f", left {leftovers}" if leftovers else "")
+        if not run.exists():
+            return "gone"
+        again = subprocess.run(command("run", root), cwd=root, capture_output=True, text=True)
+        if again.returncode == 0 and (run / "checkpoints" / "last.pt").exists():
+            return "restarted"
+        return f"RESTART FAILED: {again.stderr.strip().splitlines()[-1:]}"
     proc = subprocess.run([sys.executable, "-m", "workbench", "run", "--resume", str(run), "-q"], cwd=root,
                           capture_output=True, text=True)
     if proc.returncode == 0 or "already finished" in proc.stderr:
@@ -139,18 +144,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tries", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of: {', '.join(KINDS)}")
     args = ap.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    if set(kinds) - set(KINDS):
+        sys.exit(f"error: --kinds takes {', '.join(KINDS)}")
     rnd = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         setup(base)
         print("| command | tries | killed mid-way | truncated files | inputs changed | killed runs |")
         print("| --- | --- | --- | --- | --- | --- |")
-        for kind in KINDS:
+        for kind in kinds:
             full = duration(kind, base)
             # Anywhere from the interpreter's start-up to the last writes; a few may land after the end.
             rows = [trial(kind, base, rnd.uniform(0.1, 1.0) * full) for _ in range(args.tries)]
-            runs = ", ".join(sorted({r["run"] for r in rows if r["killed"]})) if kind == "run" else "-"
+            fates = [r["run"] for r in rows if r["killed"]]
+            runs = ", ".join(f"{fate} {fates.count(fate)}" for fate in sorted(set(fates))) if kind == "run" else "-"
             bad = [b for r in rows for b in r["broken"]]
             print(f"| {kind} ({full:.1f} s whole) | {len(rows)} | {sum(r['killed'] for r in rows)} | {len(bad)} "
                   f"{bad[:2] if bad else ''} | {sum(r['inputs_changed'] for r in rows)} | {runs} |", flush=True)

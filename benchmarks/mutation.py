@@ -69,7 +69,8 @@ def configure(dest, modules, tests):
 source_paths = ["workbench"]
 only_mutate = {toml(modules)}
 pytest_add_cli_args_test_selection = {toml(tests)}
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-k", "not two_process"]   # torchrun runs the unmutated install
+also_copy = ["benchmarks", "recipes", "plugins", "docs", "README.md"]
 process_isolation = "forkserver"
 """)
 
