@@ -319,3 +319,15 @@ def test_a_recipe_without_losses_trains_on_the_tasks_default():
     recipe.cfg["losses"] = [{"type": "l1"}, {"type": "l1", "bogus": 1}]
     with pytest.raises(WorkbenchError, match=r"^r.toml: \[\[losses\]\] #2: loss 'l1' .*'bogus'"):
         build_objective(recipe, plugins)
+
+
+def test_a_detecting_model_without_a_reporting_degradation_names_the_chain():
+    from workbench.train.objective import check_mask_source
+
+    class Plain:
+        pass
+
+    for chain, names in (([("jpeg", Plain()), ("blur", Plain())], "jpeg, blur"), ([], "none")):
+        with pytest.raises(WorkbenchError, match=rf"none of the recipe's degradations \({names}\) reports one"):
+            check_mask_source(Detector(), chain)
+    check_mask_source(Plain(), [])   # a model that does not learn the mask needs none
