@@ -166,15 +166,20 @@ def first_line(err):
     return errors[0] if errors else lines[0] if lines else ""
 
 
+def wait_for(path, proc):
+    """Until `path` appears, the process ends or TIMEOUT passes."""
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def interrupted(b, name, epochs=3):
     """A run stopped by Ctrl-C after its first checkpoint: resumable."""
     b.recipe(f"{name}.toml", epochs=epochs, degradations='[[degradations]]\ntype = "jpeg"\nquality = 20\n'
              '[[degradations]]\ntype = "blur"\nsigma = 1.0')
     run = b.dir / "runs" / name
     proc = b.popen("run", f"{name}.toml", "--out", run, "-q")
-    deadline = time.monotonic() + TIMEOUT
-    while not (run / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(run / "checkpoints" / "last.pt", proc)
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=TIMEOUT)
     return run
@@ -351,9 +356,7 @@ def a12c(b):
     b.env["HANG_FLAG"] = str(b.dir / "hang.flag")
     proc = b.popen("run", "hang.toml", "--out", b.dir / "runs" / "hang", "-q", plugins=["hang.py"])
     b.env = env
-    deadline = time.monotonic() + TIMEOUT
-    while not (b.dir / "hang.flag").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(b.dir / "hang.flag", proc)
     t0 = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)   # once, as a scheduler does
     try:

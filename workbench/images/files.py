@@ -88,6 +88,11 @@ def _note_frames(im, name):
         print(f"warning: {name} has {frames} frames; using the first.", file=sys.stderr)
 
 
+def has_alpha(im):
+    """Whether a Pillow image carries transparency (an alpha channel, or a palette with a transparent entry)."""
+    return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+
+
 def _chw(arr):
     """3 x H x W view of an H x W x 3 array, without copying (a 12 MP copy costs 36 ms). Pillow's
     arrays are read-only; every consumer copies (crops, converts) before it writes."""
@@ -120,7 +125,7 @@ def _to_rgb_array(im):
     if im.mode == "F":
         a = np.clip(np.asarray(im, dtype=np.float32), 0, 1)
         return np.repeat(a[:, :, None], 3, axis=2)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+    if has_alpha(im):
         im = im.convert("RGBA")
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, im)

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from workbench.api.contracts import MASK_HELP
 from workbench.errors import WorkbenchError
-from workbench.images.files import read_image
+from workbench.images.files import has_alpha, read_image
 
 
 def read_mask(path, size):
@@ -31,7 +31,7 @@ def read_mask(path, size):
 def _alpha(path):
     """1 x H x W alpha in [0, 1] of an image that has one, else None (read_image composited it on white)."""
     with Image.open(path) as im:
-        if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and not (im.mode == "P" and "transparency" in im.info):
+        if not has_alpha(im):
             return None
         im = ImageOps.exif_transpose(im)
         return torch.from_numpy(np.asarray(im.convert("RGBA"))[..., 3].astype(np.float32) / 255)[None]

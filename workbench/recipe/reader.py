@@ -76,7 +76,7 @@ def from_dict(raw, source, plugins, overrides=(), *, from_file=True):
 
 def _check_name(name, source):
     """recipe.name becomes the run directory runs/NAME-DATE: one plain folder name, inside runs/."""
-    bad = ("/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or any(_control(c) for c in name))
+    bad = "/" in name or "\\" in name or name.startswith(".") or any(_control(c) for c in name)   # "." and ".." too
     if bad:
         raise WorkbenchError(f"{source}: recipe.name = {toml_value(name)} cannot name a run directory: use letters, "
                              "digits, '-' and '_' (no '/', no leading '.', no control characters).")

@@ -2,8 +2,9 @@
 
 None may be an input (by path or by inode: a hard link to an input is that input), none may be
 named twice, none may replace an existing file unless the user passed --overwrite, each must have
-a suffix its format allows (an image's: images.files.IMAGE_SUFFIXES), and each folder must be writable. A file that appears after
-the check is still kept: the writer itself refuses to replace it (workbench.runs.files).
+a suffix its format allows (an image's: images.files.IMAGE_SUFFIXES), and each folder must be
+writable. A file that appears after the check is still kept: the writer itself refuses to replace
+it (workbench.runs.files).
 """
 import os
 import tempfile

@@ -70,7 +70,7 @@ class StopSignals:
 
     def _stop_overdue(self, signum):
         if self._previous:   # still installed: the run has not stopped by itself
-            _write_stderr(f"\nThe step did not finish within {grace():g} s of the signal (a plugin or the data may "
+            _write_stderr(f"\nThe step did not finish within {self._overdue.interval:g} s of the signal (a plugin or the data may "
                           "hang); stopping without saving it.\n")
             # A real signal to the main thread: it also breaks off a blocking call (sleep, read)
             # that a simulated one (_thread.interrupt_main) would wait for.
