@@ -8,7 +8,9 @@ files of this checkout into WORK/GROUP (default /tmp/wb-mutation, outside the re
 mutated there by mutmut (https://mutmut.readthedocs.io), which runs only the tests that reach
 each mutated function. Prints, per group, the mutants killed, timed out and survived, and each
 survivor's diff line, so that it can be judged equivalent, acceptable or a missing test; the
-same lines go to WORK/survivors.txt. Not part of CI: a full run takes tens of minutes.
+same lines go to WORK/GROUP.survivors.txt as each group ends (WORK/survivors.txt gathers them). Not part
+of CI: a full run takes hours on 2 cores. `--keep` goes on with a group's earlier work folder, so a run
+broken off (a session's end, kill) resumes where mutmut left it: each mutant's verdict is kept on disk.
 
 Torch is not fork-safe once it has run, so mutmut forks its workers from a fork server
 (process_isolation = "forkserver") and OMP_NUM_THREADS=1 keeps each worker on one thread.
@@ -75,13 +77,14 @@ process_isolation = "forkserver"
 """)
 
 
-def run_group(name, work, children):
+def run_group(name, work, children, keep):
     modules, tests = GROUPS[name]
     dest = work / name
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    copy_tree(dest)
-    configure(dest, modules, tests)
+    if not (keep and (dest / "mutants").is_dir()):
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        copy_tree(dest)
+        configure(dest, modules, tests)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     subprocess.run([str(MUTMUT), "run", "--max-children", str(children)], cwd=dest, env=env,
@@ -91,7 +94,7 @@ def run_group(name, work, children):
     status = dict(line.strip().rsplit(": ", 1) for line in listed.stdout.splitlines() if ": " in line)
     survivors = []
     for mutant, state in sorted(status.items()):
-        if state not in KILLED:
+        if state not in KILLED and state != "not checked":   # a broken-off run's untried mutants are counted, not listed
             shown = subprocess.run([str(MUTMUT), "show", mutant], cwd=dest, env=env, capture_output=True, text=True).stdout
             diff = [line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("---", "+++")]
             survivors.append(f"{mutant} [{state}]: " + "  =>  ".join(x.strip() for x in diff))
@@ -103,6 +106,7 @@ def main():
     ap.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, of: {', '.join(GROUPS)}")
     ap.add_argument("--work", type=Path, default=Path("/tmp/wb-mutation"))
     ap.add_argument("--children", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="go on with each group's earlier work folder (resume)")
     args = ap.parse_args()
     if not MUTMUT.exists():
         sys.exit(f"error: {MUTMUT} not found; pip install mutmut (3.x) into this environment.")
@@ -112,19 +116,20 @@ def main():
         sys.exit(f"error: unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}.")
     args.work.mkdir(parents=True, exist_ok=True)
     report, totals = [], {"mutants": 0, "killed": 0}
-    print(f"{'group':<11} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} {'score':>6} {'time':>7}")
+    print(f"{'group':<11} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} {'not run':>7} {'score':>6} {'time':>7}")
     for name in groups:
-        status, survivors, seconds = run_group(name, args.work, args.children)
+        status, survivors, seconds = run_group(name, args.work, args.children, args.keep)
         count = lambda *states: sum(1 for s in status.values() if s in states)  # noqa: E731
         killed = count(*KILLED)
         totals["mutants"] += len(status)
         totals["killed"] += killed
         score = killed / len(status) if status else float("nan")
         print(f"{name:<11} {len(status):>7} {count('killed'):>6} {count('timeout'):>7} {count('survived'):>8} "
-              f"{count('no tests'):>8} {score:>6.1%} {seconds:>6.0f}s", flush=True)
+              f"{count('no tests'):>8} {count('not checked'):>7} {score:>6.1%} {seconds:>6.0f}s", flush=True)
         report += [f"## {name}", *survivors, ""]
+        (args.work / f"{name}.survivors.txt").write_text("\n".join(survivors) + "\n")
     if totals["mutants"]:
-        print(f"{'all':<11} {totals['mutants']:>7} {totals['killed']:>6} {'':>7} {'':>8} {'':>8} "
+        print(f"{'all':<11} {totals['mutants']:>7} {totals['killed']:>6} {'':>7} {'':>8} {'':>8} {'':>7} "
               f"{totals['killed'] / totals['mutants']:>6.1%}")
     (args.work / "survivors.txt").write_text("\n".join(report) + "\n")
     print(f"survivors (each to judge: equivalent, acceptable or a missing test): {args.work / 'survivors.txt'}")
