@@ -2,6 +2,7 @@
 refused with one line naming it and the bad member, leaving nothing behind."""
 import io
 import os
+import shutil
 import stat
 import struct
 import subprocess
@@ -114,9 +115,9 @@ def test_cli_run_trains_on_a_zip(run_cli, tmp_path, capfd):
     assert checkpoint.load(tmp_path / "run")["epoch"] == 1
 
 
-def assert_refused(path, *words):
+def assert_refused(path, *words, via=open_source):
     with pytest.raises(WorkbenchError) as info:
-        open_source(path)
+        via(path)
     msg = str(info.value)
     assert "\n" not in msg and str(path) in msg and all(w in msg for w in words), msg
     assert not (path.parent / archive.EXTRACTED).exists()   # nothing left behind, not even a temp folder
@@ -207,3 +208,184 @@ def test_corrupt_archives_give_one_clear_line(tmp_path):
     path.write_bytes(good[:start] + bytes(200) + good[start + 200:])   # member data overwritten
     assert_refused(path, "is damaged", "photos/b.png")
     assert_refused(tmp_path / "missing.zip", "does not exist")
+
+
+# Pinned: each refusal's exact reason, the size and ratio boundaries, and where extraction writes.
+
+class Listing:
+    """A stand-in for ZipFile that lists members with the sizes and flags a test declares."""
+
+    def __init__(self, *infos):
+        self.infos = infos
+
+    def infolist(self):
+        return list(self.infos)
+
+
+def member(name, size, packed=None, flags=0):
+    info = zipfile.ZipInfo(name)
+    info.file_size, info.compress_size, info.flag_bits = size, size if packed is None else packed, flags
+    return info
+
+
+def checked(tmp_path, *infos):
+    return archive._checked(tmp_path / "x.zip", Listing(*infos), tmp_path)
+
+
+@pytest.mark.parametrize("name, why", [
+    ("/tmp/evil.png", "has an absolute path"),
+    ("\\tmp\\evil.png", "has an absolute path"),   # a Windows root, no drive letter
+    ("photos/../../evil.png", "climbs out of the target folder with '..'"),
+])
+def test_each_refusal_reads_in_full(tmp_path, name, why):
+    path = make_zip(tmp_path / "evil.zip", {"photos/a.png": png(0), name: png(1)})
+    msg = assert_refused(path, via=archive.extracted)
+    assert msg == (f"refusing to extract {path}: member '{name}' {why}; nothing was extracted. "
+                   "Get the archive again from a source you trust."), msg
+
+
+def test_a_member_through_a_link_in_the_target_is_refused(tmp_path):
+    # The fresh temporary folder holds no links; this is the last guard should one ever be there.
+    (tmp_path / "out").symlink_to(tmp_path.parent)
+    with pytest.raises(WorkbenchError, match=r"^refusing .*member 'out/x.png' resolves outside the target folder; "):
+        checked(tmp_path, member("out/x.png", 10))
+
+
+def test_link_and_encrypted_reasons_read_in_full(tmp_path):
+    link = member("photos/link.png", 10)
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    with pytest.raises(WorkbenchError, match=r"member 'photos/link.png' is a symbolic link; nothing was extracted"):
+        checked(tmp_path, link)
+    with pytest.raises(WorkbenchError, match=r"member 'photos/locked.png' is encrypted; nothing was extracted"):
+        checked(tmp_path, member("photos/locked.png", 10, flags=0x1))
+    # Other flag bits (compression options 0x2/0x4, a data descriptor 0x8, UTF-8 names 0x800) are fine.
+    assert len(checked(tmp_path, *(member(f"photos/{f}.png", 10, flags=f) for f in (0x2, 0x4, 0x8, 0x800)))) == 4
+
+
+def test_ratio_refusal_only_for_big_members_past_the_limit(tmp_path):
+    big, limit = archive.RATIO_MIN_BYTES, archive.MAX_RATIO
+    # Exactly at either bound passes: a 4 MiB member of any ratio, or a big one at exactly 1000:1.
+    assert len(checked(tmp_path, member("a.png", big, packed=1), member("b.png", 1000 * 8000, packed=8000))) == 2
+    assert len(checked(tmp_path, member("c.png", big + 1, packed=big + 1))) == 1   # a big photo, 1:1
+    with pytest.raises(WorkbenchError) as info:
+        checked(tmp_path, member("d.png", 1000 * 8000 + 1, packed=8000))
+    assert f"member 'd.png' expands 1000:1 (more than {limit}:1 is a zip bomb)" in str(info.value)
+    with pytest.raises(WorkbenchError, match=r"member 'e.png' expands 4194305:1 \("):
+        checked(tmp_path, member("e.png", big + 1, packed=1))
+    with pytest.raises(WorkbenchError, match=r"member 'f.png' expands 4194305:1 \("):
+        checked(tmp_path, member("f.png", big + 1, packed=0))   # nothing stored: counted as one byte
+
+
+def test_total_is_the_sum_of_members_and_the_limit_itself_passes(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive, "MAX_TOTAL_BYTES", 30)
+    assert len(checked(tmp_path, member("a.png", 10), member("b.png", 20))) == 2
+    with pytest.raises(WorkbenchError, match="declares 0.0 GB of files"):
+        checked(tmp_path, member("a.png", 10), member("b.png", 20), member("c.png", 1))
+
+
+def test_total_refusal_names_the_limit_or_the_free_space_in_gb(tmp_path, monkeypatch):
+    gb = 1024**3
+    monkeypatch.setattr(archive, "MAX_TOTAL_BYTES", 2 * gb)
+    monkeypatch.setattr(archive.shutil, "disk_usage", lambda p: type("Usage", (), {"free": 2 * gb}))
+    with pytest.raises(WorkbenchError) as info:
+        checked(tmp_path, member("a.png", 3 * gb // 2), member("b.png", gb))
+    assert str(info.value) == (
+        f"refusing to extract {tmp_path / 'x.zip'}: it declares 2.5 GB of files, more than workbench's 2.0 GB limit "
+        "(archive.MAX_TOTAL_BYTES); nothing was extracted (unzip it yourself where there is room, and pass that folder).")
+    monkeypatch.setattr(archive.shutil, "disk_usage", lambda p: type("Usage", (), {"free": gb // 4}))
+    with pytest.raises(WorkbenchError, match=r"declares 0.5 GB of files, more than the 0.2 GB free there;"):
+        checked(tmp_path, member("a.png", gb // 2))
+
+
+def test_resource_forks_are_skipped_wherever_they_are_listed(tmp_path):
+    path = make_zip(tmp_path / "mac.zip", {"__MACOSX/photos/._a.png": b"fork", "photos/a.png": png(0),
+                                           "__MACOSX/photos/._b.png": b"fork", "photos/b.png": png(1)})
+    src = open_source(path)
+    assert [src.name(i) for i in range(len(src))] == ["a.png", "b.png"]
+    assert not (src.root.parent / "__MACOSX").exists()
+
+
+@pytest.mark.parametrize("names, top", [
+    (["photos/a.png", "photos/b.png"], "photos"),    # one top folder: that folder
+    (["a/x.png", "b/y.png"], None),                  # two top folders: the extraction itself
+    (["x.png"], None),                               # one top file: the extraction itself
+])
+def test_extracted_gives_the_one_top_folder_only(tmp_path, names, top):
+    path = make_zip(tmp_path / "set.zip", {name: png(k) for k, name in enumerate(names)})
+    dest = tmp_path / archive.EXTRACTED / "set"
+    assert archive.extracted(path) == (dest / top if top else dest)
+
+
+def test_directory_members_in_any_order(tmp_path):
+    # A folder listed after a file inside it, and a nested folder whose parent is not listed.
+    path = make_zip(tmp_path / "dirs.zip", {"photos/sub/c.png": png(0), "photos/sub/": b"", "photos/deep/er/": b"",
+                                            "photos/a.png": png(1)})
+    root = archive.extracted(path)
+    assert (root / "sub" / "c.png").is_file() and (root / "deep" / "er").is_dir() and (root / "a.png").is_file()
+
+
+def test_members_are_written_into_a_hidden_sibling_then_renamed(tmp_path, monkeypatch, capsys):
+    # Beside the final folder (so the rename is atomic, on the same disk), hidden, named for the archive.
+    seen, real = [], archive._write
+    monkeypatch.setattr(archive, "_write", lambda a, zf, info, out: (seen.append(out), real(a, zf, info, out)))
+    path = make_zip(tmp_path / "photos.zip", {"photos/a.png": png(0)})
+    archive.extracted(path)
+    tmp = seen[0].parent.parent
+    assert tmp.parent == tmp_path / archive.EXTRACTED and tmp.name.startswith(".photos-") and not tmp.exists()
+    dest = tmp_path / archive.EXTRACTED / "photos"
+    assert capsys.readouterr().err == f"Extracting {path} to {dest} (once: later runs reuse it)\n"
+
+
+def test_a_stream_longer_than_declared_is_counted_across_chunks(tmp_path, monkeypatch):
+    path = make_zip(tmp_path / "more.zip", {"photos/a.png": png(0)})
+    monkeypatch.setattr(archive, "_CHUNK", 16)
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, info: io.BytesIO(bytes(info.file_size + 1)))
+    assert_refused(path, "member 'photos/a.png' holds more than the")
+
+
+def test_unwritable_folder_and_full_disk_read_in_full(tmp_path, monkeypatch):
+    path = make_zip(tmp_path / "photos.zip", {"photos/a.png": png(0)})
+    where = tmp_path / archive.EXTRACTED
+
+    def denied(**kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(archive.tempfile, "mkdtemp", denied)
+        msg = assert_refused(path, via=archive.extracted)
+    assert msg == f"cannot extract {path}: {where} is not writable (Permission denied); unzip it yourself and pass the folder."
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(archive, "_write", full)
+    msg = assert_refused(path, via=archive.extracted)
+    assert msg == (f"cannot extract {path} into {where} (No space left on device); free some space or make the "
+                   "folder writable, or unzip it yourself and pass the folder.")
+
+
+def test_a_rank_that_loses_the_rename_race_uses_the_winners_copy(tmp_path, monkeypatch):
+    path = make_zip(tmp_path / "photos.zip", {"photos/a.png": png(0)})
+    dest = tmp_path / archive.EXTRACTED / "photos"
+    real = os.rename
+
+    def race(stamp):
+        def rename(src, dst):
+            if Path(dst) == dest:   # another process finishes first, between our check and our rename
+                dest.mkdir()
+                (dest / archive.MARKER).write_text(stamp(path))
+                (dest / "winner").mkdir()
+                raise OSError(39, "Directory not empty")
+            return real(src, dst)
+        return rename
+
+    st = path.stat()
+    ours = lambda p: f"{st.st_size} {st.st_mtime_ns}\n"   # noqa: E731
+    monkeypatch.setattr(archive.os, "rename", race(ours))
+    assert archive.extracted(path) == dest / "winner"
+    # A folder that appears with another archive's stamp is not taken for ours.
+    shutil.rmtree(dest)
+    monkeypatch.setattr(archive.os, "rename", race(lambda p: "1 2\n"))
+    with pytest.raises(WorkbenchError, match="Directory not empty"):
+        archive.extracted(path)
+

@@ -67,6 +67,7 @@ def _extract(archive, dest, stamp):
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     except OSError as e:
         zf.close()
+        _drop_if_empty(dest.parent)
         raise WorkbenchError(f"cannot extract {archive}: {dest.parent} is not writable ({e.strerror or e}); "
                              f"{_BY_HAND}.") from None
     try:
@@ -88,10 +89,15 @@ def _extract(archive, dest, stamp):
                              f"free some space or make the folder writable, or {_BY_HAND}.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)   # gone already after a successful rename
-        try:
-            dest.parent.rmdir()   # only when empty: a refused archive leaves nothing behind
-        except OSError:
-            pass
+        _drop_if_empty(dest.parent)
+
+
+def _drop_if_empty(folder):
+    """A refused archive leaves nothing behind, not even the empty folder made for it."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _refuse(archive, member, why):
