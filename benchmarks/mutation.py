@@ -32,7 +32,7 @@ GROUPS = {
     "metrics": (["workbench/images/metrics.py", "workbench/judge/protocol.py"],
                 ["tests/test_metrics.py", "tests/test_evaluate.py", PINNED]),
     "restore": (["workbench/infer/restore.py"],   # tiling, and restore's files, masks and outputs
-                ["tests/test_restore.py", "tests/test_self_ensemble.py", "tests/test_masks.py", "tests/test_bad_images.py",
+                ["tests/test_restore.py", "tests/test_restore_pins.py", "tests/test_self_ensemble.py", "tests/test_masks.py", "tests/test_bad_images.py",
                  "tests/test_never_lost.py", "tests/test_user_inputs.py", PINNED]),
     "objective": (["workbench/train/objective.py"],
                   ["tests/test_losses.py", "tests/test_bad_recipes.py", "tests/test_detect.py", "tests/test_never_lost.py",
@@ -42,12 +42,12 @@ GROUPS = {
                   ["tests/test_check.py", "tests/test_contract.py", "tests/test_contracts.py", "tests/test_builtin_degradations.py",
                    "tests/test_never_lost.py", PINNED]),
     "writers": (["workbench/runs/files.py", "workbench/runs/outputs.py"],
-                ["tests/test_outputs.py", "tests/test_never_lost.py", "tests/test_user_inputs.py", "tests/test_reliability.py",
+                ["tests/test_outputs.py", "tests/test_writers.py", "tests/test_never_lost.py", "tests/test_user_inputs.py", "tests/test_reliability.py",
                  PINNED]),
     "archive": (["workbench/data/archive.py"], ["tests/test_archive.py", "tests/test_security.py", "tests/test_prepare.py"]),
     "checkpoint": (["workbench/runs/checkpoint.py", "workbench/train/resume.py", "workbench/train/state.py"],
-                   ["tests/test_never_lost.py", "tests/test_security.py", "tests/test_reliability.py", "tests/test_train.py",
-                    PINNED]),
+                   ["tests/test_checkpoint_state.py", "tests/test_never_lost.py", "tests/test_security.py",
+                    "tests/test_reliability.py", "tests/test_train.py", PINNED]),
 }
 KILLED = ("killed", "timeout")   # a mutant that hangs the tests is caught too
 

@@ -143,8 +143,9 @@ CONTRACTS = {"degradation": Degradation, "model": Model, "loss": Loss}
 def capabilities(kind):
     """{name: first line of its docstring} of every optional capability of `kind` ('degradation', 'model', 'loss')."""
     cls = CONTRACTS[kind]
+    # ASCII names only: a tool that rewrites classes (mutmut adds `xǁClassǁname…` members) adds none of ours
     return {name: inspect.getdoc(member).split("\n")[0] for name, member in vars(cls).items()
-            if not name.startswith("_") and isinstance(member, (property, type(capabilities)))}
+            if not name.startswith("_") and name.isascii() and isinstance(member, (property, type(capabilities)))}
 
 
 _OWNERS = {name: cls for kind, cls in CONTRACTS.items() for name in capabilities(kind)}   # `task`: same default on both

@@ -18,7 +18,7 @@ import torch
 from workbench import recipe as recipes
 from workbench.api.contracts import MASK_HELP, call_model, capability
 from workbench.data.inputs import collect
-from workbench.devices.device import autocast, pick_device
+from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.images import masks
 from workbench.images.files import IMAGE_SUFFIXES, output_name, read_image, write_image
@@ -68,7 +68,7 @@ def _windows(starts, size, n, overlap):
     return wins, total
 
 
-def _forward(model, x, mask, device, amp_dtype, self_ensemble=False):
+def _forward(model, x, mask, device, self_ensemble):
     """One 3 x h x w piece (and its 1 x h x w mask, or None) through the model -> float32 on the CPU;
     with `self_ensemble`, the mean over the 8 VIEWS, each turned back before averaging."""
     x = x.unsqueeze(0).to(device, non_blocking=True)
@@ -76,8 +76,7 @@ def _forward(model, x, mask, device, amp_dtype, self_ensemble=False):
     views = VIEWS if self_ensemble else VIEWS[:1]
     total = None
     for view in views:
-        with autocast(device, amp_dtype):
-            y = call_model(model, _view(x, *view), None if mask is None else _view(mask, *view))
+        y = call_model(model, _view(x, *view), None if mask is None else _view(mask, *view))
         y = _unview(y.float(), *view)
         total = y if total is None else total.add_(y)
     return (total[0] if len(views) == 1 else total[0].div_(len(views))).cpu()
@@ -93,7 +92,7 @@ def _unview(t, turns, mirror):
     return t.flip(-1) if mirror else t
 
 
-def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu", amp_dtype=None, clamp=True,
+def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu", clamp=True,
                    self_ensemble=False):
     """Restore a 3 x H x W float image in [0, 1] -> 3 x H x W float32 on the CPU, clamped to [0, 1]
     (clamp=False keeps the raw output, so `eval` can check its value range).
@@ -116,7 +115,7 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
     with torch.no_grad():
         if tile == 0 or (h <= tile and w <= tile):
             # Not clamp_: a model that returns its input (an identity plugin) would hand back `img` itself.
-            out = _forward(model, img, mask, device, amp_dtype, self_ensemble)
+            out = _forward(model, img, mask, device, self_ensemble)
             return out.clamp(0, 1) if clamp else out.clone()
         th, tw = min(h, tile), min(w, tile)
         ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
@@ -125,7 +124,7 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
         for y, wy in zip(ys, wys):
             for x, wx in zip(xs, wxs):
                 part = None if mask is None else mask[:, y:y + th, x:x + tw]
-                piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, amp_dtype, self_ensemble)
+                piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, self_ensemble)
                 out[:, y:y + th, x:x + tw].addcmul_(piece, wy[:, None] * wx[None, :])
         # The tile grid is a product of rows and columns, so sum(w) = sum_y(y) * sum_x(x): two
         # vectors instead of a full-size weight map, divided out in place (no extra image copy).

@@ -61,7 +61,7 @@ def load(where, which="best", map_location="cpu"):
         what = f"it references {found.group(1)}" if found else "it is not a weights-only file"
         raise WorkbenchError(f"{path}: refused to load: {what}, a Python object that could run code; "
                              f"a workbench checkpoint holds only weights and settings.") from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:   # a damaged file can make torch's safe unpickler raise almost anything (IndexError, ...)
         raise WorkbenchError(f"{path}: cannot read checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__}); the file is corrupt or not a checkpoint.") from e
     if not isinstance(state, dict) or "model" not in state or "recipe" not in state:
         raise WorkbenchError(f"{path}: not a workbench checkpoint (no model weights and recipe inside).")

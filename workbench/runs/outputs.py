@@ -20,10 +20,7 @@ class Outputs:
 
     def __init__(self, inputs=(), *, overwrite=False):
         self.replace = overwrite
-        self._inputs = {}     # (device, inode) or resolved path -> the input's path as given
-        for p in inputs:
-            p = Path(p)
-            self._inputs[_key(p)] = p
+        self._inputs = {_key(Path(p)) for p in inputs}   # (device, inode), or the resolved path of a missing one
         self._claimed = {}    # resolved output -> (path, what it is made from)
         self._existing = []
 

@@ -100,7 +100,7 @@ class CheckpointState:
     def _load_state(self, run_dir):
         state = checkpoint.load(run_dir, which="last")
         if self.rank == 0:
-            files.remove_temporary(run_dir / "checkpoints", "*.pt")   # left by a kill during a save
+            files.remove_temporary(run_dir / "checkpoints")   # left by a kill during a save
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         total = self.sched.total_steps   # of this recipe's schedule, before the checkpoint's replaces it
