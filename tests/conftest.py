@@ -12,6 +12,24 @@ VIGNETTE = HERE / "plugin_files" / "vignette.py"
 
 
 @pytest.fixture(scope="session")
+def empty_torch_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("torch_home_empty")
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch, empty_torch_home):
+    """Tests never reach the network nor see the developer's weight cache: pretrained weights
+    (LPIPS's AlexNet, ...) are missing unless a test writes them into its own TORCH_HOME."""
+    import torch.hub
+
+    def offline(url, *args, **kwargs):
+        raise OSError(f"tests do not download ({url})")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setenv("TORCH_HOME", str(empty_torch_home))
+
+
+@pytest.fixture(scope="session")
 def plugins():
     """Built-ins plus a plugin file, so checks cover a non-built-in degradation too."""
     return plugin_manager.load([VIGNETTE])

@@ -72,13 +72,34 @@ def test_full_report(run_dir):
     for row in ("<th>model</th>", "<th>input</th>", "<th>bicubic</th>", "model − input"):
         assert row in page
     assert "36.10" in page and "+2.40" in page and "∞" in page and "–" in page
-    assert "model beats the damaged input by +2.40 dB PSNR (Y)" in page
+    assert "model beats the best baseline (bicubic) by +2.44 dB PSNR (Y), and the damaged input by +2.40 dB" in page
+    assert "model − best baseline" in page and 'title="best baseline: bicubic"' in page
     assert "crop" in page and "/data/Set5" in page            # protocol printed
     assert page.count("data:image/png;base64,") >= 2 + 6       # two curves, tiny samples as PNG
     assert "data:image/jpeg;base64," in page                   # the large sample as JPEG
     gains = re.findall(r'data-gain="([^"]*)"', page)
     assert [float(g) for g in gains] == pytest.approx([2.1, -1.0, math.inf])
     assert "sort by gain ↓" in page and "sort by gain ↑" in page and "sort by name" in page
+
+
+def test_the_headline_names_a_baseline_that_beats_the_model(run_dir):
+    ev = json.loads(json.dumps(EVAL))
+    ev["methods"] = ["model", "input", "bicubic", "lanczos"]
+    ev["mean"]["model"].update(psnr_y=33.98, lpips=0.21)
+    ev["mean"]["input"].update(psnr_y=33.70, lpips=0.30)
+    ev["mean"]["bicubic"].update(psnr_y=33.66, lpips=0.25)
+    ev["mean"]["lanczos"] = {"psnr_y": 34.20, "ssim_y": 0.94, "lpips": 0.24}
+    ev["gain"].update(psnr_y=0.28, lpips=-0.09)
+    (run_dir / "eval.json").write_text(json.dumps(ev), encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert ("the lanczos baseline beats the model by 0.22 dB PSNR (Y); the model beats the damaged input by "
+            "+0.28 dB PSNR (Y)") in page
+    assert '<p class="verdict neg">the lanczos baseline' in page
+    assert "<th>LPIPS ↓</th>" in page and "lower is better" in page
+    # model − best baseline, per metric: PSNR-Y against lanczos (−0.22), LPIPS against lanczos (0.21 − 0.24)
+    row = page.split("<th>model − best baseline</th>")[1].split("</tr>")[0]
+    assert '<td class="neg" title="best baseline: lanczos">-0.22' in row
+    assert '<td class="pos" title="best baseline: lanczos">-0.0300' in row
 
 
 def test_large_sample_is_downscaled_to_512(run_dir):

@@ -12,11 +12,12 @@ import torch
 
 from workbench.errors import WorkbenchError, suggest
 
-NAMES = ("vgg16_bn", "resnet18", "resnet34")
+NAMES = ("vgg16_bn", "resnet18", "resnet34")   # the perceptual loss's choices
+METRIC_NETS = ("alexnet", "vgg16")             # LPIPS's and DISTS's backbones (workbench.judge.perceptual)
 
 
 def _weights(name):
-    if name not in NAMES:
+    if name not in NAMES + METRIC_NETS:
         raise ValueError(f"net = {name!r} is not a known torchvision backbone.{suggest(name, NAMES)} Allowed: {', '.join(NAMES)}.")
     import torchvision  # here, not at the top: it costs every process ~165 MB that loads the plugins
 
@@ -72,6 +73,25 @@ def _read(path):
         raise WorkbenchError(f"{path} holds Python objects other than weights (it may run code), so it was refused; delete it and fetch the file again.") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise WorkbenchError(f"{path} is corrupt or not a weights file ({_first_line(e)}); delete it and fetch the file again.") from e
+
+
+def ensure_cached(name, use):
+    """Make sure torchvision's cache holds `name`'s weights (downloading them once where there is a
+    network), for a library that loads them itself; `use` names what needs them in the error."""
+    url, path = weights_url(name), weights_path(name)
+    if not path.is_file():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=_hash_prefix(path), progress=False)
+        except Exception as e:  # as in _download: whatever failed, the remedy is to fetch the file by hand
+            raise WorkbenchError(f"{use} needs torchvision's {name} ImageNet weights, not available offline: download {url} "
+                                 f"and save it as {path} (or set TORCH_HOME).") from e
+    return path
+
+
+def _hash_prefix(path):
+    """torchvision names its files NAME-HASHPREFIX.pth: the prefix of the file's SHA-256."""
+    return path.stem.rsplit("-", 1)[-1]
 
 
 def _download(name, url, path):

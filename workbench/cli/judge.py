@@ -12,6 +12,20 @@ SELF_ENSEMBLE = click.option("--self-ensemble", is_flag=True, help="Average the 
                              "each tile (EDSR+): 8x the time, often +0.1 dB.")
 
 
+
+def _perceptual(ctx, param, value):
+    from workbench.judge.perceptual import parse
+
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+PERCEPTUAL = click.option("--perceptual", default="lpips", show_default=True, callback=_perceptual,
+                          help="Perceptual metrics, lower is better: lpips, dists, lpips,dists or none (weights: docs/commands.md).")
+
+
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True))
 @click.option("--data", multiple=True, help="Folder(s) or files of full-size clean images (default: the run's validation images).")
@@ -22,9 +36,10 @@ SELF_ENSEMBLE = click.option("--self-ensemble", is_flag=True, help="Average the 
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True, help="Restore in tiles of this size (0 = whole images).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @SELF_ENSEMBLE
+@PERCEPTUAL
 @OVERWRITE
-def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble, overwrite):
-    """Measure a trained restorer against the damaged input and classical baselines (PSNR/SSIM)."""
+def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble, perceptual, overwrite):
+    """Measure a trained restorer against the damaged input and classical baselines (PSNR, SSIM, LPIPS)."""
     from workbench.judge.evaluate import evaluate, table, write_json
     from workbench.runs.outputs import check_file
 
@@ -32,7 +47,8 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
         check_file(json_out, overwrite=overwrite)
     with _ranks(device) as sp:
         result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop,
-                                   device=sp.device, tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble, spread=sp)
+                                   device=sp.device, tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble, spread=sp,
+                                   metrics=perceptual)
         if not sp.leader:
             return   # under torchrun rank 0 alone prints and writes
         click.echo(table(result))   # first: whatever happens to the files, the numbers are on the screen
@@ -114,26 +130,32 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble,
 @click.option("-n", "count", type=click.IntRange(1, 64), default=6, show_default=True, help="Images (rows).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the per-image damage.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@PERCEPTUAL
 @OVERWRITE
-def grid(run_dir, outfile, data, count, seed, device, overwrite):
-    """Rows of damaged | baselines | restored | clean, labelled with each image's PSNR (Y; RGB for colorization)."""
+def grid(run_dir, outfile, data, count, seed, device, perceptual, overwrite):
+    """Rows of damaged | baselines | restored | clean, labelled with PSNR (Y; RGB for colorization) and LPIPS."""
     from workbench.images.files import IMAGE_SUFFIXES, save_pil
     from workbench.images.grid import draw_grid
     from workbench.judge.evaluate import evaluate
     from workbench.runs.outputs import check_file
 
     check_file(outfile, overwrite=overwrite, suffixes=IMAGE_SUFFIXES, inputs=data)
-    result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count)
+    result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count,
+                               metrics=perceptual)
     key = result["primary"]
+    shown = [m for m in perceptual if m not in result["skipped_metrics"]]
     rows = []
     for s in samples:
-        score = lambda m: s["metrics"][m][key]
-        row = [(s["damaged"], f"{s['name']}: damaged {score('input'):.2f} dB")]
-        row += [(img, f"{m} {score(m):.2f} dB") for m, img in s["baselines"].items()]
-        row += [(s["restored"], f"restored {score('model'):.2f} dB"), (s["clean"], "clean")]
+        def score(m):
+            extra = "".join(f" · {p.upper()} {s['metrics'][m][p]:.3f}" for p in shown)   # lower is better
+            return f"{s['metrics'][m][key]:.2f} dB{extra}"
+        row = [(s["damaged"], f"{s['name']}: damaged {score('input')}")]
+        row += [(img, f"{m} {score(m)}") for m, img in s["baselines"].items()]
+        row += [(s["restored"], f"restored {score('model')}"), (s["clean"], "clean")]
         rows.append(row)
     save_pil(draw_grid(rows, height=256), outfile, replace=overwrite)
-    click.echo(f"Wrote {len(rows)} rows to {outfile} ({'PSNR on RGB' if key == 'psnr_rgb' else 'PSNR on Y, BT.601'})")
+    legend = "".join(f"; {m.upper()}: lower is better" for m in shown)
+    click.echo(f"Wrote {len(rows)} rows to {outfile} ({'PSNR on RGB' if key == 'psnr_rgb' else 'PSNR on Y, BT.601'}{legend})")
 
 
 @click.command()

@@ -14,19 +14,22 @@ from workbench.data.inputs import collect, load
 from workbench.data.splits import recipe_splits
 from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
-from workbench.judge import protocol
+from workbench.judge import perceptual, protocol
 from workbench.judge.baselines import for_chain
+from workbench.judge.report import best_baselines
 from workbench.runs import checkpoint, files
 
-METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask")
+METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", *perceptual.METRICS)
 
 
 def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
-             which="best", self_ensemble=False, spread=None):
+             which="best", self_ensemble=False, spread=None, metrics=perceptual.DEFAULT):
     """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images]).
     self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.infer.restore).
     spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank judges its
-    share of the images; every rank returns the merged result, rank 0 alone the samples."""
+    share of the images; every rank returns the merged result, rank 0 alone the samples.
+    metrics: the perceptual metrics to add (workbench.judge.perceptual); one that cannot run here is
+    skipped with a warning and listed in the result's "skipped_metrics"."""
     from workbench.devices.spread import Spread, in_order
     from workbench.infer.restore import restore_tensor
 
@@ -43,6 +46,10 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     baselines = for_chain(chain, plugins)
     images, skipped = _images(data, recipe)
     sp = spread or Spread()
+    scorers = perceptual.Scorers(metrics, device)
+    if sp.leader:
+        for name, why in scorers.skipped.items():
+            print(f"warning: {why} {name.upper()} was skipped; the other scores stand.", file=sys.stderr)
 
     def judge(i, name, read):
         """One image -> (row, value-range notes, sample, None), or (None, None, None, why) for an
@@ -62,7 +69,8 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
         outputs = {"model": raw.clamp(0, 1), "input": damaged}
         outputs.update({m: fn(clean, damaged, mask) for m, fn in baselines.items()})
         row = {"name": name, "size": [clean.shape[-1], clean.shape[-2]],
-               "metrics": {m: protocol.measure(out, clean, crop=crop, mask=mask) for m, out in outputs.items()}}
+               "metrics": {m: {**protocol.measure(out, clean, crop=crop, mask=mask), **scorers(out, clean, crop)}
+                           for m, out in outputs.items()}}
         sample = {"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean,
                   "baselines": {m: outputs[m] for m in baselines}, "metrics": row["metrics"]}
         return row, notes, sample, None
@@ -105,7 +113,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
                      "range_warnings": sorted(range_notes)},
         "methods": methods, "mean": mean, "primary": primary,
         "gain": {k: mean["model"][k] - mean["input"][k] for k in mean["model"]},
-        "images": rows, "skipped": skipped,
+        "images": rows, "skipped": skipped, "skipped_metrics": scorers.skipped,
     }
     return result, samples
 
@@ -162,13 +170,25 @@ def table(result):
     for m in result["methods"]:
         lines.append(f"{m:<16}" + "".join(f"{_fmt(result['mean'][m].get(c), c):>11}" for c in cols))
     lines.append(f"{'model - input':<16}" + "".join(f"{_fmt(result['gain'].get(c), c, sign=True):>11}" for c in cols))
+    best = best_baselines(result["mean"], cols)
+    if best:   # each metric against its own best baseline: the question a user asks of a restorer
+        model = result["mean"]["model"]
+        lines.append(f"{'model - best':<16}" + "".join(
+            f"{_fmt(model.get(c) - best[c][1], c, sign=True) if c in best else '-':>11}" for c in cols))
+        named = dict.fromkeys(best[c][0] for c in cols if c in best)
+        lines.append("best baseline per column: " + (next(iter(named)) if len(named) == 1 else
+                     ", ".join(f"{c} {best[c][0]}" for c in cols if c in best)))
     p = result["protocol"]
+    if any(c in perceptual.LOWER_IS_BETTER for c in cols):
+        lines.append(", ".join(perceptual.METRICS[c][1] for c in cols if c in perceptual.METRICS)
+                     + ": lower is better (a distance; PSNR and SSIM: higher is better)")
     if result.get("primary") == "psnr_rgb":
         lines.append("judge by psnr_rgb: this damage leaves luma (Y) intact, so the Y columns cannot see it")
     lines.append(f"{p['images']} images; PSNR/SSIM on 8-bit RGB and BT.601 Y (16-235), border crop {p['crop']}; "
                  f"SSIM of Wang et al. (scikit-image, Gaussian 11x11, sigma 1.5); seed {p['seed']}"
                  + ("; model self-ensembled over 8 flips and turns" if p.get("self_ensemble") else "")
-                 + (f"; {len(result['skipped'])} skipped" if result["skipped"] else ""))
+                 + (f"; {len(result['skipped'])} skipped" if result["skipped"] else "")
+                 + "".join(f"; {m.upper()} skipped (weights missing)" for m in result.get("skipped_metrics", {})))
     return "\n".join(lines)
 
 
@@ -177,4 +197,5 @@ def _fmt(v, key, sign=False):
         return "-"
     if math.isinf(v):
         return "inf"
-    return f"{v:+.4f}" if key.startswith("ssim") and sign else f"{v:.4f}" if key.startswith("ssim") else f"{v:+.2f}" if sign else f"{v:.2f}"
+    places = 4 if key.startswith("ssim") or key in perceptual.METRICS else 2   # dB to 0.01, unitless scores to 1e-4
+    return f"{v:+.{places}f}" if sign else f"{v:.{places}f}"

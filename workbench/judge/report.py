@@ -25,7 +25,11 @@ SMALL = 128        # images under this on both sides are embedded as PNG: JPEG w
 MIN_SHOWN = 256    # tiny crops are enlarged (pixelated, whole multiples) until the longer side reaches this
 PSNR_KEYS = ("psnr_y", "psnr", "psnr_rgb")   # the PSNR a gain is measured in, in order of preference
 LABELS = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB",
-          "psnr_mask": "PSNR in mask", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "accuracy", "loss": "loss"}
+          "psnr_mask": "PSNR in mask", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "accuracy", "loss": "loss",
+          "lpips": "LPIPS ↓", "dists": "DISTS ↓"}
+LOWER_IS_BETTER = {"lpips", "dists"}   # distances (workbench.judge.perceptual); the rest are similarities
+SUMMARY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", "lpips", "dists")
+NOT_BASELINES = {"model", "input"}
 VERDICT_UNITS = {"psnr_y": "PSNR (Y)", "psnr": "PSNR (RGB)", "psnr_rgb": "PSNR (RGB)"}
 TEMPLATE = "report_template.html"   # package data next to this module: the page's HTML, CSS and JS
 
@@ -110,8 +114,8 @@ def fmt(v, key="psnr", sign=False):
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 
-def _cls(gain):
-    g = _num(gain)
+def _cls(gain, key=""):
+    g = -_num(gain) if key in LOWER_IS_BETTER else _num(gain)   # a smaller distance is a gain
     return "pos" if g > 0 else "neg" if g < 0 else ""
 
 
@@ -125,34 +129,74 @@ def psnr_gain(metrics):
     return None, math.nan
 
 
-def _verdict(gain, unit):
+def _verdict(gain, unit, best=None):
+    """The headline: the model against the damaged input and, when there are baselines, the best of
+    them; `best` is (baseline name, model minus it), and a baseline that wins is named first."""
     if math.isnan(gain):
         return "no PSNR of the model and the damaged input yet", ""
-    if gain > 0:
-        return f"model beats the damaged input by {fmt(gain, sign=True)} dB {unit}", "pos"
-    if gain < 0:
-        return f"model is {fmt(-gain)} dB worse than the damaged input in {unit}", "neg"
-    return f"model matches the damaged input in {unit}", ""
+    vs_input = (f"model beats the damaged input by {fmt(gain, sign=True)} dB {unit}" if gain > 0 else
+                f"model is {fmt(-gain)} dB worse than the damaged input in {unit}" if gain < 0 else
+                f"model matches the damaged input in {unit}")
+    if best is None or math.isnan(best[1]):
+        return vs_input, _cls(gain)
+    name, margin = best
+    if margin < 0:
+        return (f"the {name} baseline beats the model by {fmt(-margin)} dB {unit}; " + vs_input.replace("model", "the model", 1),
+                "neg")
+    if margin == 0:
+        return f"model only matches the {name} baseline in {unit}; " + vs_input.replace("model", "it", 1), ""
+    return (f"model beats the best baseline ({name}) by {fmt(margin, sign=True)} dB {unit}, and the damaged input by "
+            f"{fmt(gain, sign=True)} dB" if gain > 0 else
+            f"model beats the best baseline ({name}) by {fmt(margin, sign=True)} dB {unit}; " + vs_input.replace("model", "it", 1),
+            "pos" if gain > 0 else "neg")
+
+
+def best_baselines(mean, keys):
+    """{key: (baseline, its value)}: the best baseline for each metric (highest, or lowest for a distance)."""
+    best = {}
+    for key in keys:
+        scored = [(m, _num(v.get(key))) for m, v in mean.items() if m not in NOT_BASELINES and isinstance(v, dict)]
+        scored = [(m, x) for m, x in scored if not math.isnan(x)]
+        if scored:
+            pick = min if key in LOWER_IS_BETTER else max
+            best[key] = pick(scored, key=lambda mx: mx[1])
+    return best
 
 
 # -- summary table -------------------------------------------------------------------------------------
-def _table(rows, keys, gain=None):
-    """rows: [(method, {key: value})]; the model's row and the gain row are highlighted."""
+def _table(rows, keys, gain=None, best=None):
+    """rows: [(method, {key: value})]; the model's row and the gain rows are highlighted. best: {key:
+    (baseline, value)}, for a row of the model minus the best baseline of each metric."""
     head = "".join(f"<th>{esc(LABELS.get(k, k))}</th>" for k in keys)
     body = "".join(f'<tr class="{"model" if m == "model" else ""}"><th>{esc(m)}</th>'
                    + "".join(f"<td>{fmt(vals.get(k), k)}</td>" for k in keys) + "</tr>" for m, vals in rows)
     if gain:
         body += ('<tr class="gain"><th>model − input</th>'
-                 + "".join(f'<td class="{_cls(gain.get(k))}">{fmt(gain.get(k), k, sign=True)}</td>' for k in keys) + "</tr>")
+                 + "".join(f'<td class="{_cls(gain.get(k), k)}">{fmt(gain.get(k), k, sign=True)}</td>' for k in keys) + "</tr>")
+    if best:
+        model = dict(rows).get("model", {})
+        cells = []
+        for k in keys:
+            if k not in best:
+                cells.append("<td>–</td>")
+                continue
+            name, value = best[k]
+            d = _num(model.get(k)) - value
+            cells.append(f'<td class="{_cls(d, k)}" title="best baseline: {esc(name)}">{fmt(d, k, sign=True)} '
+                         f'<small>({esc(name)})</small></td>')
+        body += f'<tr class="gain"><th>model − best baseline</th>{"".join(cells)}</tr>'
     return f'<table><thead><tr><th>method</th>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _eval_summary(ev):
     mean = {m: v for m, v in ev["mean"].items() if isinstance(v, dict)}
     methods = [m for m in ev.get("methods") or [] if m in mean] + [m for m in mean if m not in (ev.get("methods") or [])]
-    keys = [k for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask") if any(k in mean[m] for m in methods)]
+    keys = [k for k in SUMMARY_KEYS if any(k in mean[m] for m in methods)]
     gain = ev.get("gain") if isinstance(ev.get("gain"), dict) else {k: _num(mean.get("model", {}).get(k)) - _num(mean.get("input", {}).get(k)) for k in keys}
-    parts = [_table([(m, mean[m]) for m in methods], keys, gain if "model" in mean else None)]
+    best = best_baselines(mean, keys) if "model" in mean else {}
+    parts = [_table([(m, mean[m]) for m in methods], keys, gain if "model" in mean else None, best)]
+    if any(k in LOWER_IS_BETTER for k in keys):
+        parts.append('<p class="note">↓ LPIPS and DISTS are distances: lower is better (PSNR and SSIM: higher is better).</p>')
     protocol = ev.get("protocol")
     if isinstance(protocol, dict) and protocol:
         items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(', '.join(map(str, v)) if isinstance(v, list) else v)}</dd>"
@@ -165,7 +209,10 @@ def _eval_summary(ev):
         items = "".join(f"<li><code>{esc(s.get('name', '?'))}</code>: {esc(s.get('reason', ''))}</li>" for s in skipped)
         parts.append(f'<details class="skipped" open><summary>{len(skipped)} image{"s" * (len(skipped) != 1)} skipped</summary><ul>{items}</ul></details>')
     key = ev.get("primary") if ev.get("primary") in gain else "psnr_y" if "psnr_y" in gain else next((k for k in PSNR_KEYS if k in gain), None)
-    return "".join(parts), _verdict(_num(gain.get(key)), VERDICT_UNITS.get(key, ""))
+    margin = None
+    if key in best:
+        margin = (best[key][0], _num(mean.get("model", {}).get(key)) - best[key][1])
+    return "".join(parts), _verdict(_num(gain.get(key)), VERDICT_UNITS.get(key, ""), margin)
 
 
 def _valid_summary(records, valid, task):
