@@ -269,7 +269,7 @@ def test_eval_and_restore_skip_unreadable_files(run_cli, folder, tmp_path):
     result = run_cli("eval", run, "--data", folder, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "2 skipped" in result.output and "b.png" in result.output and "d.png" in result.output
-    assert [s["name"] for s in json.loads((run / "eval.json").read_text())["skipped"]] == ["b.png", "d.png"]
+    assert [s["name"] for s in json.loads((run / f"eval-{folder.name}.json").read_text())["skipped"]] == ["b.png", "d.png"]
     result = run_cli("restore", run, folder, "-o", tmp_path / "restored", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "Restored 2 photo(s)" in result.output and "2 unreadable skipped" in result.output
@@ -315,7 +315,7 @@ def test_every_command_survives_the_zoo(run_cli, zoo, tmp_path, capfd):
     # eval and restore
     result = run_cli("--plugin", TINY, "eval", tmp_path / "run", "--data", zoo, "--device", "cpu")
     assert result.exit_code == 0 and f"{unreadable + 1} skipped" in result.output, result.output
-    assert json.loads((tmp_path / "run" / "eval.json").read_text())["protocol"]["images"] == readable - 1
+    assert json.loads((tmp_path / "run" / f"eval-{zoo.stem}.json").read_text())["protocol"]["images"] == readable - 1
     result = run_cli("--plugin", TINY, "restore", tmp_path / "run", zoo, "-o", tmp_path / "restored", "--device", "cpu")
     assert result.exit_code == 0 and f"{unreadable} unreadable skipped" in result.output
     assert Image.open(tmp_path / "restored" / "dot.png").size == (2, 2)          # x2 super-resolution

@@ -77,7 +77,7 @@ def test_eval_superres_with_baselines_and_skips(run_cli, tmp_path, folder):
     result = run_cli("eval", run, "--data", folder, "--json", tmp_path / "copy.json", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "broken.png" in result.output and "1 skipped" in result.output
-    data = json.loads((run / "eval.json").read_text())
+    data = json.loads((run / "eval-photos.json").read_text())
     assert data == json.loads((tmp_path / "copy.json").read_text())
     assert data["methods"] == ["model", "input", "bicubic", "lanczos"]
     assert data["protocol"]["crop"] == 2 and data["protocol"]["images"] == 3 and data["skipped"][0]["name"] == "broken.png"
@@ -93,7 +93,7 @@ def test_eval_superres_with_baselines_and_skips(run_cli, tmp_path, folder):
 def test_eval_inpainting_baselines_and_mask_psnr(run_cli, tmp_path, folder):
     run = make_run(tmp_path, [{"type": "erase", "shape": "box", "area": 0.1, "fill": "constant"}])
     assert run_cli("eval", run, "--data", folder, "--device", "cpu").exit_code == 0
-    data = json.loads((run / "eval.json").read_text())
+    data = json.loads((run / "eval-photos.json").read_text())
     assert {"telea", "navier-stokes"} <= set(data["methods"])
     assert data["mean"]["telea"]["psnr_mask"] > data["mean"]["input"]["psnr_mask"]   # filling beats a grey box
     assert data["protocol"]["crop"] == 0
@@ -132,7 +132,7 @@ def test_colorization_is_judged_on_rgb(run_cli, tmp_path, folder):
     gray = make_run(tmp_path, [{"type": "grayscale"}], name="gray")
     result = run_cli("eval", gray, "--data", folder, "--device", "cpu")
     assert result.exit_code == 0 and "judge by psnr_rgb" in result.output
-    data = json.loads((gray / "eval.json").read_text())
+    data = json.loads((gray / "eval-photos.json").read_text())
     assert data["primary"] == "psnr_rgb" and data["mean"]["input"]["psnr_y"] > data["mean"]["input"]["psnr_rgb"] + 10
     grid = run_cli("grid", gray, "--data", folder, "-n", 1, "-o", tmp_path / "g.png", "--device", "cpu")
     assert grid.exit_code == 0 and "PSNR on RGB" in grid.output
@@ -140,4 +140,34 @@ def test_colorization_is_judged_on_rgb(run_cli, tmp_path, folder):
     assert "PSNR (RGB)" in html and "PSNR (Y)" not in html
     jpeg = make_run(tmp_path, [{"type": "jpeg", "quality": 20}], name="jpeg")
     assert run_cli("eval", jpeg, "--data", folder, "--device", "cpu").exit_code == 0
-    assert json.loads((jpeg / "eval.json").read_text())["primary"] == "psnr_y"
+    assert json.loads((jpeg / "eval-photos.json").read_text())["primary"] == "psnr_y"
+
+
+def test_eval_on_other_data_keeps_every_result_and_the_report_shows_them_all(run_cli, tmp_path):
+    """eval.json (the run's validation images), eval-A.json and eval-B.json side by side; each eval
+    refreshes report.html with its own section and leaves the others' results and images."""
+    run = make_run(tmp_path, [{"type": "jpeg", "quality": 20}])
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_loss": 0.1, "valid": {
+        "psnr": 30.5, "ssim": 0.9, "input_psnr": 30.0, "input_ssim": 0.88}}) + "\n")
+    for name, size in (("A", 40), ("B", 44)):
+        (tmp_path / name).mkdir()
+        Image.fromarray(photo_array(size, size + 8, size)).save(tmp_path / name / f"{name.lower()}.png")
+    assert run_cli("eval", run, "--data", tmp_path / "A", "--device", "cpu", "--perceptual", "none").exit_code == 0
+    first = (run / "eval-A.json").read_text()
+    result = run_cli("eval", run, "--data", tmp_path / "B", "--device", "cpu", "--perceptual", "none")
+    assert result.exit_code == 0, result.output
+    assert f"Results: {run / 'eval-B.json'}; report: {run / 'report.html'}" in result.output
+    assert (run / "eval-A.json").read_text() == first and not (run / "eval.json").exists()
+    assert json.loads((run / "eval-B.json").read_text())["protocol"]["data"] == [str(tmp_path / "B")]
+    page = (run / "report.html").read_text()
+    # the run's own validation (metrics.jsonl) heads the page; A and B each have a section with its images
+    assert "PSNR (RGB, validation)" in page and "From the validation of epoch 1" in page
+    for name, photo in (("A", "a.png"), ("B", "b.png")):
+        section = page.split(f'<section class="other-data" id="eval-{name}"><h2>Evaluation on {name}</h2>')[1]
+        section = section.split("</section>")[0]
+        assert f"From eval-{name}.json: mean over 1 image." in section and f'data-name="{photo}"' in section
+    # --name, and a name kept to characters every file system accepts
+    assert run_cli("eval", run, "--data", tmp_path / "A", "--name", "my set/1", "--device", "cpu",
+                   "--perceptual", "none").exit_code == 0
+    assert (run / "eval-my_set_1.json").is_file() and 'id="eval-my_set_1"' in (run / "report.html").read_text()
+    assert run_cli("eval", run, "--data", tmp_path / "A", "--name", " ", "--device", "cpu").exit_code == 2

@@ -97,7 +97,7 @@ def test_eval_prints_the_columns_and_their_direction(weights, run_cli, tmp_path,
     head = result.output.splitlines()[0].split()
     assert head[0] == "method" and head[-2:] == ["ssim_rgb", "lpips"]
     assert "LPIPS (AlexNet): lower is better" in result.output
-    data = json.loads((run / "eval.json").read_text())
+    data = json.loads((run / "eval-photos.json").read_text())
     assert "lpips" in data["mean"]["input"] and data["gain"]["lpips"] == pytest.approx(
         data["mean"]["model"]["lpips"] - data["mean"]["input"]["lpips"])
 
@@ -112,7 +112,7 @@ def test_offline_without_weights_one_line_and_the_rest_reported(run_cli, tmp_pat
     warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warned) == 1 and str(path) in warned[0] and "download https://download.pytorch.org/models/" in warned[0]
     assert "LPIPS was skipped; the other scores stand." in warned[0] and "Traceback" not in result.output
-    data = json.loads((run / "eval.json").read_text())
+    data = json.loads((run / "eval-photos.json").read_text())
     assert set(data["skipped_metrics"]) == {"lpips"} and "lpips" not in data["mean"]["model"]
     assert data["mean"]["model"]["psnr_y"] > 20 and "LPIPS skipped (weights missing)" in result.output
     assert not path.exists()

@@ -200,7 +200,7 @@ def test_report_in_chromium(tmp_path, browser):
     assert keyed["value"] == 100 and abs(keyed["bar"] - keyed["w"]) <= 1, keyed
 
     # 3. the sort buttons reorder the sections (+inf, an exact restoration, is the largest gain)
-    order = "[...document.querySelectorAll('#samples > .sample')].map(s => s.dataset.name)"
+    order = "[...document.querySelectorAll('.samples > .sample')].map(s => s.dataset.name)"
     expected = {"up": [ODD, "a.png", "z.png"], "down": ["z.png", "a.png", ODD], "name": ["a.png", ODD, "z.png"]}
     for how, names in expected.items():
         browser.click(*center(browser, f"[data-sort={how}]"))

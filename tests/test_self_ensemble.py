@@ -99,7 +99,7 @@ def test_eval_and_restore_take_the_flag(run_cli, tmp_path):
     for flag in ([], ["--self-ensemble"]):
         result = run_cli("eval", run, "--data", folder, "--device", "cpu", *flag)
         assert result.exit_code == 0, result.output
-        data = json.loads((run / "eval.json").read_text())
+        data = json.loads((run / f"eval-{folder.name}{',x8' if flag else ''}.json").read_text())
         assert data["protocol"]["self_ensemble"] is bool(flag)
         assert ("self-ensembled" in result.output) is bool(flag)
         scores[bool(flag)] = data["mean"]["model"]["psnr_y"]

@@ -190,7 +190,7 @@ def test_two_process_eval_matches_one_process(run, photos, tmp_path):
     assert double.stdout == single.stdout and double.stdout.count("model - input") == 1   # the same table, once
     assert _lines(double.stderr, "warning") == _lines(single.stderr, "warning")           # skips, in input order
     one, two = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
-    assert json.loads((run / "eval.json").read_text()) == two
+    assert json.loads((run / f"eval-{photos.name}.json").read_text()) == two
     one.pop("date"), two.pop("date")
     assert two == one                                   # every number, every row, in the same order
     assert [r["name"] for r in two["images"]] == sorted(PHOTOS) and [s["name"] for s in two["skipped"]] == list(BROKEN)

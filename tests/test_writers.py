@@ -188,6 +188,14 @@ def test_the_sweep_counts_only_what_it_removed(tmp_path, monkeypatch):
 
 def test_a_writer_is_alive_by_its_pid(tmp_path, monkeypatch):
     assert files._writing(tmp_path / f".a.png.{os.getpid()}.abc.tmp") is True
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # another command, writing
+    try:
+        assert files._writing(tmp_path / f".a.png.{other.pid}.abc.tmp") is True
+        with pytest.raises(subprocess.TimeoutExpired):   # asked whether it lives, not signalled: it lives on
+            other.wait(timeout=0.3)
+    finally:
+        other.kill()
+        other.wait()
     assert files._writing(tmp_path / f".a.png.{dead_pid()}.abc.tmp") is False
     assert files._writing(tmp_path / f".a.png.{2 ** 80}.abc.tmp") is False
     assert files._writing(tmp_path / ".a.png.abc.tmp") is False

@@ -35,14 +35,22 @@ PERCEPTUAL = click.option("--perceptual", default="lpips", show_default=True, ca
 @click.option("--crop", type=click.IntRange(0), default=None, help="Border pixels ignored (default: the downsample scale, else 0).")
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True, help="Restore in tiles of this size (0 = whole images).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--name", "section", help="Name of this evaluation: RUN/eval-NAME.json and its report section (default: "
+              "from --data and --set; without --data the run's validation, eval.json).")
 @SELF_ENSEMBLE
 @PERCEPTUAL
 @OVERWRITE
-def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble, perceptual, overwrite):
+def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble, perceptual, section, overwrite):
     """Measure a trained restorer against the damaged input and classical baselines (PSNR, SSIM, LPIPS)."""
-    from workbench.judge.evaluate import evaluate, table, write_json
+    from workbench.judge.evaluate import evaluate, safe_name, section_name, table, write_json
     from workbench.runs.outputs import check_file
 
+    if section is not None:
+        section = safe_name(section.strip())
+        if not section:
+            raise WorkbenchError("--name is empty; give a name such as Set14, or leave it out.")
+    else:
+        section = section_name(data, overrides, self_ensemble)
     if json_out:   # before the work, not after it: an evaluation is never lost to a bad --json
         check_file(json_out, overwrite=overwrite)
     with _ranks(device) as sp:
@@ -55,7 +63,7 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
         if json_out:
             write_json(result, json_out, replace=overwrite)
         if Path(run_dir).is_dir():   # a bare checkpoint file has no run directory to write into
-            _write_run_files(run_dir, result, samples)
+            _write_run_files(run_dir, result, samples, section)
 
 
 @contextlib.contextmanager
@@ -76,21 +84,23 @@ def _ranks(device):
 REPORT_SAMPLES = 24   # images with sliders in report.html: enough to judge, small enough to open fast
 
 
-def _write_run_files(run_dir, result, samples):
-    """eval.json and report.html in the run directory, unless another command (a run still training)
-    holds it: then the results stay on the screen and in --json, and the run is left alone."""
+def _write_run_files(run_dir, result, samples, section):
+    """eval.json (the run's validation images) or eval-SECTION.json, and report.html, in the run
+    directory, unless another command (a run still training) holds it: then the results stay on the
+    screen and in --json, and the run is left alone."""
     from workbench.judge.evaluate import write_json
     from workbench.judge.report import write_report
     from workbench.runs.lock import RunBusy, holding
 
+    name = f"eval-{section}.json" if section else "eval.json"
     try:
         with holding(run_dir):
-            write_json(result, Path(run_dir) / "eval.json", replace=True)
-            path = write_report(run_dir, samples)
+            write_json(result, Path(run_dir) / name, replace=True)
+            path = write_report(run_dir, samples, section=section)
     except RunBusy as e:
-        click.echo(f"warning: {e} eval.json and report.html were not written.", err=True)
+        click.echo(f"warning: {e} {name} and report.html were not written.", err=True)
         return
-    click.echo(f"Report: {path}")
+    click.echo(f"Results: {Path(run_dir) / name}; report: {path}")
 
 
 @click.command()

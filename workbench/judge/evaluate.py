@@ -3,7 +3,9 @@ model against the damaged input and classical baselines with the published proto
 import datetime
 import json
 import math
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -160,6 +162,22 @@ def _mean(values):
 
 def write_json(result, path, *, replace=False):
     files.write_text(path, json.dumps(result, indent=2, allow_nan=True), replace=replace, what="the results")
+
+
+def section_name(data, overrides=(), self_ensemble=False):
+    """The NAME of eval-NAME.json for `eval --data`: the data's folder names, then what changes the
+    damage or the model (--set, --self-ensemble); None for the run's own validation images (eval.json)."""
+    if not data:
+        return None
+    parts = ["+".join(Path(str(d).rstrip("/\\")).stem or "data" for d in data), *overrides]
+    if self_ensemble:
+        parts.append("x8")
+    return safe_name(",".join(parts)) or "data"
+
+
+def safe_name(text):
+    """`text` in characters any file system keeps (and an HTML id can hold): others become '_'."""
+    return re.sub(r"[^A-Za-z0-9._+=,-]+", "_", text).strip("._")[:120]
 
 
 def table(result):

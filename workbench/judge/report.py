@@ -32,15 +32,22 @@ SUMMARY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", "lpips"
 NOT_BASELINES = {"model", "input"}
 VERDICT_UNITS = {"psnr_y": "PSNR (Y)", "psnr": "PSNR (RGB)", "psnr_rgb": "PSNR (RGB)"}
 TEMPLATE = "report_template.html"   # package data next to this module: the page's HTML, CSS and JS
+VALIDATION = "validation"   # report/validation.html: the images of the run's own validation (or eval.json)
 
 
-def write_report(run_dir, samples=None):
+def write_report(run_dir, samples=None, section=None):
     """Write run_dir/report.html from what run_dir holds plus `samples`; returns its path.
 
     samples: [{"name", "damaged", "restored", "clean" (3 x H x W tensors in [0, 1]),
     "metrics": {method: {metric: float}}}], shown as before/after sliders sortable by gain.
+    section: the `eval --data` result these samples belong to (its NAME in eval-NAME.json), or None
+    for the run's own validation. Each section's images are kept in report/NAME.html, so that a later
+    eval on other data adds its section and the earlier ones stay on the page.
     """
     run_dir = Path(run_dir)
+    if samples:
+        files.write_text(run_dir / "report" / f"{section or VALIDATION}.html", _samples(samples), replace=True,
+                         what="the report's images")
     recipe_text = _read(run_dir / "recipe.toml")
     try:
         recipe = tomllib.loads(recipe_text or "")
@@ -61,11 +68,30 @@ def write_report(run_dir, samples=None):
         date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         verdict_class=verdict[1], verdict=esc(verdict[0]), summary=table,
         curves=_curves(records, task) or '<p class="note">No metrics.jsonl yet: curves appear after the first epoch.</p>',
-        samples=_samples(samples or []),
+        samples=_read(run_dir / "report" / f"{VALIDATION}.html") or _samples([]),
+        other_data=_other_data(run_dir),
         recipe_text=esc(recipe_text) if recipe_text is not None else "recipe.toml not found")
     out = run_dir / "report.html"
     files.write_text(out, page, replace=True, what="the report")   # atomic: a reader (or a crash) never sees half a page
     return out
+
+
+def eval_sections(run_dir):
+    """[(NAME, path)] of the run's eval-NAME.json files (`eval --data`), sorted by name."""
+    return sorted((p.name[len("eval-"):-len(".json")], p) for p in Path(run_dir).glob("eval-?*.json") if p.is_file())
+
+
+def _other_data(run_dir):
+    parts = []
+    for name, path in eval_sections(run_dir):
+        ev = _read_json(path)
+        if not (isinstance(ev.get("mean"), dict) and ev["mean"]):
+            continue
+        table, (text, cls) = _eval_summary(ev, source=path.name)
+        images = _read(Path(run_dir) / "report" / f"{name}.html") or ""
+        parts.append(f'<section class="other-data" id="eval-{esc(name)}"><h2>Evaluation on {esc(name)}</h2>'
+                     f'<p class="verdict {cls}">{esc(text)}</p>{table}{images}</section>')
+    return "".join(parts)
 
 
 # -- reading: a missing or half-written file is "not there yet", never an error ----------------------
@@ -188,7 +214,7 @@ def _table(rows, keys, gain=None, best=None):
     return f'<table><thead><tr><th>method</th>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _eval_summary(ev):
+def _eval_summary(ev, source="eval.json"):
     mean = {m: v for m, v in ev["mean"].items() if isinstance(v, dict)}
     methods = [m for m in ev.get("methods") or [] if m in mean] + [m for m in mean if m not in (ev.get("methods") or [])]
     keys = [k for k in SUMMARY_KEYS if any(k in mean[m] for m in methods)]
@@ -203,7 +229,7 @@ def _eval_summary(ev):
                         for k, v in protocol.items())
         parts.append(f'<dl class="protocol">{items}</dl>')
     n = len(ev.get("images") or [])
-    parts.append(f'<p class="note">From eval.json: mean over {n} image{"s" * (n != 1)}.</p>')
+    parts.append(f'<p class="note">From {esc(source)}: mean over {n} image{"s" * (n != 1)}.</p>')
     skipped = [s for s in ev.get("skipped") or [] if isinstance(s, dict)]
     if skipped:
         items = "".join(f"<li><code>{esc(s.get('name', '?'))}</code>: {esc(s.get('reason', ''))}</li>" for s in skipped)
@@ -334,4 +360,4 @@ def _samples(samples):
         return '<p class="note">No sample images were given to this report.</p>'
     buttons = "".join(f'<button type="button" data-sort="{k}">{t}</button>'
                       for k, t in (("down", "sort by gain ↓"), ("up", "sort by gain ↑"), ("name", "sort by name")))
-    return f'<div class="sort">{buttons}</div><div id="samples">{"".join(_sample(s) for s in samples)}</div>'
+    return f'<div class="images"><div class="sort">{buttons}</div><div class="samples">{"".join(_sample(s) for s in samples)}</div></div>'
