@@ -39,7 +39,7 @@ GROUPS = {
                    "tests/test_train.py", PINNED]),
     "contracts": (["workbench/api/contracts.py", "workbench/api/degradation.py", "workbench/author/models.py",
                    "workbench/author/degradations.py", "workbench/author/losses.py", "workbench/author/probes.py"],
-                  ["tests/test_check.py", "tests/test_contract.py", "tests/test_contracts.py", "tests/test_builtin_degradations.py",
+                  ["tests/test_check.py", "tests/test_contract_rows.py", "tests/test_contract.py", "tests/test_contracts.py", "tests/test_builtin_degradations.py",
                    "tests/test_never_lost.py", PINNED]),
     "writers": (["workbench/runs/files.py", "workbench/runs/outputs.py"],
                 ["tests/test_outputs.py", "tests/test_writers.py", "tests/test_never_lost.py", "tests/test_user_inputs.py", "tests/test_reliability.py",
