@@ -65,11 +65,15 @@ class UNet(nn.Module):
     detect_weight: weight of the detection loss (binary cross-entropy) added to the recipe's losses.
     keep_weight: (with detect) weight of the squared term that asks the ungated correction to leave
       the undamaged pixels as they are (see the module docstring); 0 turns it off.
+    keep_luma: for colorization: the output keeps the input's luma (BT.601 Y, the grayscale
+      degradation's) and the net changes only the chroma, as Zhang et al. 2016 (Lab) and DeOldify
+      (YUV) predict colour only. Adding one value to R, G and B moves Y by it and leaves Cb and Cr
+      alone, so the output's Y is put back exactly by adding Y(input) - Y(output) to every channel.
     """
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
                  act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=1.0,
-                 keep_weight=1.0):
+                 keep_weight=1.0, keep_luma=False):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
         if not isinstance(encoder, str):
@@ -87,6 +91,9 @@ class UNet(nn.Module):
             raise ValueError(f"detect_weight = {detect_weight!r} must be a number above 0")
         if not isinstance(keep_weight, (int, float)) or isinstance(keep_weight, bool) or keep_weight < 0:
             raise ValueError(f"keep_weight = {keep_weight!r} must be a number of at least 0")
+        if not isinstance(keep_luma, bool):
+            raise ValueError(f"keep_luma = {keep_luma!r} must be true or false")
+        self.keep_luma = keep_luma
         self.widths, self.blocks, self.preact, self.norm, self.act = list(widths), blocks, preact, norm, act
         self.masked, self.detect_weight, self.keep_weight = masked, float(detect_weight), float(keep_weight)
         kw = dict(act=act, norm=norm, preact=preact)
@@ -231,7 +238,27 @@ class UNet(nn.Module):
             self._logits, img = crop(logits), img.to(x.dtype)
             self._change = x - img
             return torch.addcmul(img, torch.sigmoid(self._logits).to(x.dtype), self._change)
+        if self.keep_luma:
+            return _with_luma(x, _luma(img.to(x.dtype)))
         return x
+
+
+LUMA = (0.299, 0.587, 0.114)   # ITU-R BT.601, the grayscale degradation's weights
+
+
+def _luma(t):
+    """B x 1 x H x W luma of a B x 3 x H x W batch."""
+    return LUMA[0] * t[:, :1] + LUMA[1] * t[:, 1:2] + LUMA[2] * t[:, 2:3]
+
+
+def _with_luma(x, y):
+    """`x`'s colour on luma `y`: y + k * (x - Y(x)), the chroma scaled down (k <= 1, per pixel) just
+    enough that no channel leaves [0, 1], so clamping the output later cannot change its luma."""
+    chroma = x - _luma(x)   # its luma is 0: adding it to y keeps y
+    room = torch.where(chroma > 0, (1 - y) / chroma.clamp_min(1e-8), torch.where(chroma < 0, y / (-chroma).clamp_min(1e-8),
+                                                                                  torch.ones_like(chroma)))
+    k = room.amin(dim=1, keepdim=True).clamp(0, 1)
+    return y + k * chroma
 
 
 @hookimpl

@@ -139,3 +139,18 @@ def test_batch_previews_training_pairs(run_cli, photo, tmp_path):
     assert "3 train pairs" in result.output and "3 images" in result.output   # --data replaced the sample photos
     grid = Image.open(tmp_path / "b.png")
     assert grid.height >= 3 * 128 and grid.width >= 3 * 128                   # damaged | clean | mask per row
+
+
+def test_degrade_says_undamaged_not_inf(run_cli, tmp_path, photo):
+    from PIL import Image
+
+    gray = tmp_path / "gray.png"
+    Image.open(photo).convert("L").convert("RGB").save(gray)
+    result = run_cli("degrade", "grayscale", gray, photo, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "gray.png: undamaged (identical to the clean image)" in lines and "inf" not in result.output
+    assert any(line.startswith("photo.png: PSNR ") and line.endswith(" dB") for line in lines)
+    assert "(mean PSNR to clean " in lines[-1] and " over 1; 1 undamaged, not in the mean)" in lines[-1]
+    alone = run_cli("degrade", "grayscale", gray, "-o", tmp_path / "alone")
+    assert "(all 1 undamaged: this damage leaves them as they are)" in alone.output

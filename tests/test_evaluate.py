@@ -171,3 +171,65 @@ def test_eval_on_other_data_keeps_every_result_and_the_report_shows_them_all(run
                    "--perceptual", "none").exit_code == 0
     assert (run / "eval-my_set_1.json").is_file() and 'id="eval-my_set_1"' in (run / "report.html").read_text()
     assert run_cli("eval", run, "--data", tmp_path / "A", "--name", " ", "--device", "cpu").exit_code == 2
+
+
+RANGE_MODELS = '''
+import torch
+from torch import nn
+from workbench import hookimpl
+
+
+class Overshoot(nn.Module):
+    """The identity with two pixels past the range, as a sharpening restorer's edges are."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        y = x.clone() + self.w
+        y[..., 0, 0], y[..., 1, 1] = 1.3, -0.25
+        return y
+
+
+class Shifted(nn.Module):
+    """The lesson's bug: images in [-0.5, 0.5]."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return x - 0.5 + self.w
+
+
+@hookimpl
+def register_models(register):
+    register("overshoot", Overshoot)
+    register("shifted", Shifted)
+'''
+
+
+@pytest.mark.parametrize("model, says", [
+    ("overshoot", "it was clamped to [0, 1] before scoring, as restore writes it, so the scores stand."),
+    ("shifted", "and its mean moved: a value-range bug? The scores, of the output clamped to [0, 1], would be "
+                "meaningless."),
+])
+def test_an_output_outside_the_range_is_told_once_with_whether_the_scores_stand(run_cli, tmp_path, folder, model, says):
+    from workbench.api import registry as plugin_manager
+
+    plugin = tmp_path / "range_models.py"
+    plugin.write_text(RANGE_MODELS)
+    _, net = plugin_manager.build(plugin_manager.load([plugin]).models, {"type": model})
+    run = tmp_path / "run"
+    checkpoint.save({"format": 1, "model": net.state_dict(), "task": "restore", "epoch": 0,
+                     "recipe": {"recipe": {"name": "r", "seed": 0}, "data": {"train": "sample"}, "model": {"type": model},
+                                "degradations": [{"type": "jpeg", "quality": 30}]}}, run / "checkpoints" / "best.pt")
+    result = run_cli("--plugin", plugin, "eval", run, "--data", folder, "--device", "cpu", "--perceptual", "none")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if "outside [0, 1]" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: the model's output went outside [0, 1] on 3 of 3 images ")
+    assert warned[0].endswith(says), warned[0]
+    data = json.loads((run / "eval-photos.json").read_text())
+    assert data["protocol"]["range_warnings"][-1] == warned[0].removeprefix("warning: ")
+    assert all(len(r["output_range"]) == 4 for r in data["images"])

@@ -194,9 +194,10 @@ def test_unreadable_inputs_are_warned_once_and_all_unreadable_is_one_line(tmp_pa
         (tmp_path / "bad" / name).write_bytes(b"junk")
     with pytest.raises(WorkbenchError) as e:
         restore_files(run, [tmp_path / "bad"], tmp_path / "out2", device="cpu", plugins=models)
-    first = restore_files.__globals__["read_image"]
+    from workbench.images.files import read_image
+
     with pytest.raises(WorkbenchError) as why:
-        first(tmp_path / "bad" / "x.png")
+        read_image(tmp_path / "bad" / "x.png")
     assert str(e.value) == f"None of the 2 inputs could be restored (first: {why.value}); see the warnings above."
 
 

@@ -206,3 +206,13 @@ def test_cpu_bf16_run_trains_and_saves_float32_weights(tmp_path, recipe_file, ti
     last = checkpoint.load(train(r, tiny_plugins, out=tmp_path / "run", device="cpu", progress=False), "last")
     assert all(t.dtype == torch.float32 for t in last["model"].values() if t.is_floating_point())
     assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
+
+
+def test_a_run_opens_with_one_line_naming_device_precision_data_steps_and_folder(run_cli, tmp_path, recipe_file):
+    result = run_cli("--plugin", TINY, "run", recipe_file, "--out", tmp_path / "run", "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith("tiny on cpu (float32): ") and first.endswith(f" -> {tmp_path / 'run'}")
+    assert "training images in 24-px crops, batch 4;" in first and " validation images; 1 epoch x " in first
+    quiet = run_cli("--plugin", TINY, "run", recipe_file, "--out", tmp_path / "quiet", "--set", "train.epochs=1", "-q")
+    assert quiet.output.strip() == str(tmp_path / "quiet")

@@ -14,8 +14,10 @@ from workbench.cli.base import OVERWRITE, SEED, get_plugins, recipe_with_data
 @click.option("--seed", type=SEED, default=None, help="Seed for random parameters (default: the recipe's seed, else 0).")
 @click.option("--masks", is_flag=True, help="Also write the destroyed-pixel masks under OUT/masks/.")
 @click.option("--grid/--no-grid", default=True, help="Write OUT/grid.png with clean and damaged side by side.")
+@click.option("--same-size", is_flag=True, help="Super-resolution: write the low-res image upsampled back to the "
+              "original size, as training sees it (default: the low-res image itself, as a real one is).")
 @OVERWRITE
-def degrade(spec, inputs, outdir, overrides, seed, masks, grid, overwrite):
+def degrade(spec, inputs, outdir, overrides, seed, masks, grid, same_size, overwrite):
     """Damage photos with SPEC: a degradation name, a recipe name or a recipe file.
 
     INPUT may be image files, folders (searched recursively) or `sample` for the bundled photos.
@@ -24,13 +26,19 @@ def degrade(spec, inputs, outdir, overrides, seed, masks, grid, overwrite):
 
     chain, recipe = chain_from_spec(spec, get_plugins(), overrides)
     seed = recipe["recipe"]["seed"] if seed is None else seed
-    results = degrade_files(chain, inputs, outdir, seed=seed, masks=masks, grid=grid, overwrite=overwrite)
+    results = degrade_files(chain, inputs, outdir, seed=seed, masks=masks, grid=grid, overwrite=overwrite,
+                            same_size=same_size)
     finite = [s for _, s in results if math.isfinite(s)]
-    mean = f"{sum(finite) / len(finite):.2f} dB" if finite else "inf dB"
-    for name, score in results:
-        click.echo(f"{name}: PSNR {score:.2f} dB")
+    for name, score in results:   # identical to the clean photo (a gray photo under colorize): not "inf dB"
+        click.echo(f"{name}: PSNR {score:.2f} dB" if math.isfinite(score) else f"{name}: undamaged (identical to the clean image)")
+    same = len(results) - len(finite)
+    if not finite:
+        mean = f"all {same} undamaged: this damage leaves them as they are"
+    else:
+        mean = f"mean PSNR to clean {sum(finite) / len(finite):.2f} dB" + (
+            f" over {len(finite)}; {same} undamaged, not in the mean" if same else "")
     skipped = f"; {len(results.skipped)} unreadable skipped" if results.skipped else ""
-    click.echo(f"Wrote {len(results)} damaged image(s) to {outdir} (mean PSNR to clean {mean})"
+    click.echo(f"Wrote {len(results)} damaged image(s) to {outdir} ({mean})"
                + (f"; grid: {outdir}/grid.png" if grid else "") + skipped)
 
 

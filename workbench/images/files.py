@@ -4,6 +4,7 @@ import re
 import struct
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,25 +35,47 @@ def read_image(path):
     return to_float(read_pixels(path))
 
 
+@dataclass(frozen=True)
+class Look:
+    """What a photo was beyond its RGB pixels, so that its restored (or damaged) copy can be written
+    the same way: `kind` "RGB", "L" (8-bit gray), "I;16" (16-bit gray) or "P" (palette), and its
+    transparency as a 1 x H x W float `alpha`, or None."""
+    kind: str = "RGB"
+    alpha: object = None
+
+    def with_kind(self, kind):
+        return Look(kind, self.alpha)
+
+
+RGB = Look()
+
+
+def read_image_and_look(path):
+    """`read_image`, plus the photo's `Look` (one decode)."""
+    pixels, look = read_pixels(path, look=True)
+    return to_float(pixels), look
+
+
 def to_float(pixels):
     """A `read_pixels` tensor as float in [0, 1]: uint8 is divided by 255, float is kept."""
     out = pixels.to(torch.float32, memory_format=torch.contiguous_format)
     return out.div_(255) if pixels.dtype == torch.uint8 else out
 
 
-def read_pixels(path):
+def read_pixels(path, *, look=False):
     """Like `read_image`, but 8-bit photos stay uint8 (3 x H x W): a training crop is cut before
     any float conversion, a quarter of the memory traffic of converting the whole photo first.
-    16-bit and float images come back as float32 in [0, 1], keeping their precision."""
+    16-bit and float images come back as float32 in [0, 1], keeping their precision.
+    look: return (pixels, Look)."""
     path = Path(path)
     if path.exists() and not path.is_file() and not path.is_dir():   # a FIFO would block open() forever
         raise WorkbenchError(f"{path}: not a regular file (a pipe, socket or device); give an image file.")
     if path.is_file() and path.stat().st_size == 0:
         raise WorkbenchError(f"{path}: cannot read image (the file is empty: 0 bytes); copy it again or remove it.")
-    return decode_pixels(path, path)
+    return decode_pixels(path, path, look=look)
 
 
-def decode_pixels(source, name):
+def decode_pixels(source, name, *, look=False):
     """`read_pixels` of a path or a binary file object; errors name `name`."""
     path = name
     try:
@@ -62,7 +85,12 @@ def decode_pixels(source, name):
                 _note_frames(im, name)
                 if im.getexif().get(ORIENTATION, 1) != 1:   # exif_transpose copies even upright photos: 36 MB at 12 MP
                     im = ImageOps.exif_transpose(im)
-                arr = _to_rgb_array(im)
+                seen = _look(im) if look else None
+                if seen is not None and seen.alpha is not None:
+                    # its transparency is written back: restore the colours as stored, not composited on white
+                    arr = np.ascontiguousarray(np.asarray(im.convert("RGBA"), dtype=np.uint8)[..., :3])
+                else:
+                    arr = _to_rgb_array(im)
     except WorkbenchError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -74,7 +102,23 @@ def decode_pixels(source, name):
     except _READ_ERRORS as e:
         # Pillow raises OSError for truncated files ("image file is truncated").
         raise WorkbenchError(f"{path}: cannot read image ({_first_line(e)}); check the file is a complete {_KINDS}.") from e
-    return _chw(arr)
+    return (_chw(arr), seen) if look else _chw(arr)
+
+
+def _look(im):
+    alpha = None
+    if has_alpha(im):
+        a = im.getchannel("A") if im.mode in ("RGBA", "LA") else im.convert("RGBA").getchannel("A")
+        alpha = torch.from_numpy(np.asarray(a, dtype=np.float32) / 255)[None]
+    if im.mode in ("L", "LA", "1"):
+        kind = "L"
+    elif im.mode.startswith("I") or im.mode == "F":
+        kind = "I;16"
+    elif im.mode == "P" and alpha is None:   # a palette with transparency comes back as RGBA
+        kind = "P"
+    else:
+        kind = "RGB"
+    return Look(kind, alpha)
 
 
 _FRAMES_NOTED = set()   # names already warned about, so a training set's GIF is named once, not every epoch
@@ -150,9 +194,32 @@ def save_pil(im, path, *, replace=False):
     return atomic_write(path, lambda f: im.save(f, fmt, **options), replace=replace, what="image")
 
 
-def write_image(img, path, *, replace=False):
-    """Save a 3 x H x W tensor image in [0, 1] as `save_pil` does."""
-    return save_pil(to_pil(img), path, replace=replace)
+def write_image(img, path, *, replace=False, look=RGB):
+    """Save a 3 x H x W tensor image in [0, 1] as `save_pil` does, the way `look` says the photo it
+    came from was: gray as gray (8 or 16 bits: the luma of `img`), a palette as a palette (256
+    colours again), with its transparency (resized to `img`'s size, for super-resolution)."""
+    return save_pil(like(img, look, Path(path)), path, replace=replace)
+
+
+def like(img, look, path=None):
+    """`img` as a PIL image of `look`'s kind and transparency (see write_image)."""
+    if look.kind == "I;16":
+        r, g, b = img.float().clamp(0, 1)
+        levels = ((0.299 * r + 0.587 * g + 0.114 * b) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
+        im = Image.fromarray(levels)   # mode I;16
+    else:
+        im = to_pil(img)
+        if look.kind == "L":
+            im = im.convert("L")
+    alpha_ok = path is None or Path(path).suffix.lower() not in (".jpg", ".jpeg")
+    if look.alpha is not None and alpha_ok:
+        a = Image.fromarray((look.alpha[0].numpy() * 255).round().astype(np.uint8), "L")
+        if a.size != im.size:
+            a = a.resize(im.size, Image.BICUBIC)
+        im = Image.merge("LA", (im.convert("L"), a)) if im.mode in ("L", "I;16") else Image.merge("RGBA", (*im.split(), a))
+    elif look.kind == "P":
+        im = im.quantize(256, dither=Image.Dither.NONE)
+    return im
 
 
 def output_name(name):

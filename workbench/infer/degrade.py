@@ -1,15 +1,17 @@
 """`workbench degrade`: apply a degradation chain to photos and write them with a comparison grid."""
 import glob
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from workbench import recipe as recipes
+from workbench.api.contracts import capability
 from workbench.api.degradation import apply_chain
 from workbench.data.inputs import collect, load
 from workbench.errors import WorkbenchError
-from workbench.images.files import IMAGE_SUFFIXES, output_name, save_pil, write_image
+from workbench.images.files import IMAGE_SUFFIXES, RGB, output_name, read_image_and_look, save_pil, write_image
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
 from workbench.runs import files
@@ -49,7 +51,25 @@ class Degraded(list):
         self.skipped = []
 
 
-def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True, overwrite=False):
+def damage(chain, clean, rng, *, same_size=False):
+    """The chain's damage as a file should hold it -> (damaged, mask, view): for super-resolution
+    (a step with `shrink`) the low-res image a user really has, the steps after it applied at that
+    size, unless `same_size`; `view` is what `restore` would feed the model (the low-res image
+    prepared back to size), for the PSNR and the grid."""
+    shrinks = not same_size and any(capability(d, "scale_factor") > 1 for _, d in chain)
+    if not shrinks or any(capability(d, "reports_mask") for _, d in chain):   # a mask keeps the photo's size
+        damaged, mask = apply_chain(chain, clean, rng)
+        return damaged, mask, damaged
+    img = clean
+    for step in chain:
+        small = capability(step[1], "shrink")(img, rng)
+        img = small if small is not None else apply_chain([step], img, rng)[0]
+    from workbench.infer.restore import prepare_input
+
+    return img, None, prepare_input(img, chain)[0]
+
+
+def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True, overwrite=False, same_size=False):
     """Damage each input with its own seed (seed, index); returns a `Degraded` list of (name, psnr to
     clean). An unreadable input is skipped with a warning (as eval and restore do); none readable
     is an error. Every output is checked before the first is written (workbench.runs.outputs):
@@ -69,23 +89,26 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True, over
     results, rows = Degraded(), []
     for i, (name, where) in enumerate(found):
         try:
-            clean = load(where)
+            # a file's own kind (gray, 16-bit, palette, transparency) is kept in its damaged copy
+            clean, look = read_image_and_look(where) if isinstance(where, Path) else (load(where), RGB)
         except WorkbenchError as e:
             if len(found) == 1:
                 raise   # the only input: its own error says it all
             print(f"warning: skipped {e}", file=sys.stderr)
             results.skipped.append((name, str(e)))
             continue
-        damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
+        damaged, mask, view = damage(chain, clean, np.random.default_rng([seed, i]), same_size=same_size)
         files.remove_temporary((outdir / name).parent, glob.escape(Path(name).name))   # left by a killed write
-        write_image(damaged, outdir / name, replace=outputs.replace)
+        write_image(damaged, outdir / name, replace=outputs.replace, look=look)
         if masks and mask is not None:
             write_image(mask.float().expand(3, -1, -1), mask_name(outdir, name), replace=outputs.replace)
-        score = psnr(damaged, clean)
+        clean = clean[:, :view.shape[1], :view.shape[2]]   # a size not a multiple of the scale comes back cropped
+        score = psnr(view, clean)
         results.append((name, score))
         if grid and len(rows) < GRID_ROWS:
-            rows.append([(clean, f"{name}: clean"), (damaged, f"damaged, {score:.2f} dB"),
-                         (_zoom(clean), "clean, centre zoom"), (_zoom(damaged), "damaged, centre zoom")])
+            said = f"damaged, {score:.2f} dB" if math.isfinite(score) else "undamaged (identical)"
+            rows.append([(clean, f"{name}: clean"), (view, said),
+                         (_zoom(clean), "clean, centre zoom"), (_zoom(view), "damaged, centre zoom")])
     if not results:
         raise WorkbenchError(f"None of the {len(found)} inputs could be read (first: {results.skipped[0][1]}); see the warnings above.")
     if results.skipped:

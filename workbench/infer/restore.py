@@ -21,7 +21,7 @@ from workbench.data.inputs import collect
 from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.images import masks
-from workbench.images.files import IMAGE_SUFFIXES, output_name, read_image, write_image
+from workbench.images.files import IMAGE_SUFFIXES, output_name, read_image_and_look, write_image
 from workbench.runs import files
 from workbench.runs.checkpoint import load_model, task_of
 from workbench.runs.files import WriteError
@@ -210,7 +210,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
 def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, self_ensemble, warn, replace):
     """Restore one photo into `dst` -> (None, (w, h) in, (w, h) out), or (why it was skipped, None, None)."""
     try:
-        img = read_image(path)
+        img, look = read_image_and_look(path)
         hole = None if mask_path is None else masks.read_mask(mask_path, (img.shape[2], img.shape[1]))
     except WorkbenchError as e:
         if warn:
@@ -225,7 +225,9 @@ def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, s
     try:
         # By the one writer of this name (under torchrun, of this rank's share): what a killed write left
         files.remove_temporary(dst.parent, glob.escape(dst.name))
-        write_image(out, dst, replace=replace)
+        # The photo's own kind (gray, 16-bit, palette, transparency), except where the task is colour itself
+        colour = any(capability(deg, "keeps_luma") for _, deg in chain)
+        write_image(out, dst, replace=replace, look=look.with_kind("RGB") if colour else look)
     except WriteError as e:
         # A full disk or a folder in the way stops the command (the next photo would fail too),
         # as one line; under torchrun it may happen on one rank only, and reaches all (spread).

@@ -67,12 +67,17 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
         # A model that takes the mask is told where the damage is, as Telea is (workbench.images.masks).
         raw = restore_tensor(model, damaged, mask=mask, tile=tile, device=device, clamp=False, self_ensemble=self_ensemble)
-        notes = protocol.range_warnings({"input": damaged, "output": raw, "target": clean})
+        notes = [n for n in protocol.range_warnings({"input": damaged, "output": raw, "target": clean})
+                 if not n.startswith("output spans [")]   # an output outside [0, 1]: told once, from output_range
         outputs = {"model": raw.clamp(0, 1), "input": damaged}
         outputs.update({m: fn(clean, damaged, mask) for m, fn in baselines.items()})
         row = {"name": name, "size": [clean.shape[-1], clean.shape[-2]],
                "metrics": {m: {**protocol.measure(out, clean, crop=crop, mask=mask), **scorers(out, clean, crop)}
-                           for m, out in outputs.items()}}
+                           for m, out in outputs.items()},
+               # before the clamp that scoring (and restore) applies: [min, max, fraction of values outside
+               # [0, 1], mean minus the clean image's mean]
+               "output_range": [float(raw.min()), float(raw.max()), float(((raw < -RANGE_SLACK) | (raw > 1 + RANGE_SLACK)).float().mean()),
+                                float(raw.mean() - clean.mean())]}
         sample = {"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean,
                   "baselines": {m: outputs[m] for m in baselines}, "metrics": row["metrics"]}
         return row, notes, sample, None
@@ -99,8 +104,12 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     if not rows:
         raise WorkbenchError(f"no readable images to evaluate ({len(skipped)} skipped); check --data.")
     if sp.leader:
+        clamped = clamp_note(rows)
+        if clamped:
+            print(f"warning: {clamped}", file=sys.stderr)
         for note in sorted(range_notes):
-            print(f"warning: value ranges differ: {note}; scores would be meaningless.", file=sys.stderr)
+            print(f"warning: value ranges differ: {note}; the scores would be meaningless (check the model's "
+                  "output range).", file=sys.stderr)
     methods = list(rows[0]["metrics"])
     mean = {m: {k: _mean([r["metrics"][m].get(k) for r in rows]) for k in METRICS if k in rows[0]["metrics"][m]} for m in methods}
     # The headline: Y, as published SR/JPEG results are; RGB where the damage keeps luma (Y would
@@ -112,7 +121,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
         "protocol": {**protocol.DESCRIPTION, "crop": crop, "seed": seed, "self_ensemble": bool(self_ensemble),
                      "degradations": " -> ".join(repr(d) for _, d in chain), "modcrop": scale,
                      "data": [str(d) for d in data] or ["the run's validation images"], "images": len(rows),
-                     "range_warnings": sorted(range_notes)},
+                     "range_warnings": sorted(range_notes) + ([clamp_note(rows)] if clamp_note(rows) else [])},
         "methods": methods, "mean": mean, "primary": primary,
         "gain": {k: mean["model"][k] - mean["input"][k] for k in mean["model"]},
         "images": rows, "skipped": skipped, "skipped_metrics": scorers.skipped,
@@ -162,6 +171,28 @@ def _mean(values):
 
 def write_json(result, path, *, replace=False):
     files.write_text(path, json.dumps(result, indent=2, allow_nan=True), replace=replace, what="the results")
+
+
+# A value-range bug (the lesson's [-0.5, 0.5]) puts much of the output outside [0, 1] and shifts its
+# mean; a restorer's overshoot (sharp edges, saturated colours) does neither.
+BUG_FRACTION, BUG_SHIFT = 0.05, 0.1
+RANGE_SLACK = 1e-4   # float rounding of an honest [0, 1] computation is not "outside"
+
+
+def clamp_note(rows):
+    """What clamping the model's output to [0, 1] did, and whether the scores stand; None if nothing."""
+    ranges = [r["output_range"] for r in rows if r.get("output_range")]
+    hit = [x for x in ranges if x[2] > 0]   # values beyond RANGE_SLACK
+    if not hit:
+        return None
+    lo, hi, worst = min(x[0] for x in hit), max(x[1] for x in hit), max(x[2] for x in hit)
+    shifted = any(x[2] > BUG_FRACTION and abs(x[3]) > BUG_SHIFT for x in hit)
+    where = f"on {len(hit)} of {len(ranges)} images (spanning [{lo:.3g}, {hi:.3g}], at most {worst:.2%} of an image's values)"
+    if shifted:
+        return (f"the model's output went outside [0, 1] {where}, and its mean moved: a value-range bug? The "
+                "scores, of the output clamped to [0, 1], would be meaningless.")
+    return (f"the model's output went outside [0, 1] {where}; it was clamped to [0, 1] before scoring, as restore "
+            "writes it, so the scores stand.")
 
 
 def section_name(data, overrides=(), self_ensemble=False):

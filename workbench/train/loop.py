@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -102,6 +103,18 @@ class _Trainer(CheckpointState):
         self._skipped = {}   # reason -> name of every unreadable image a batch passed over
         self._samples = []   # the last validation's images, for report.html
 
+    def _opening(self, run_dir, start, first_step):
+        """One line before the first step: device and precision, data, steps, and where it all goes."""
+        data, tcfg = self.recipe["data"], self.recipe["train"]
+        precision = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "float32"
+        ranks = f" x {self.world} processes" if self.world > 1 else ""
+        images = len(np.unique(self.task.train.indices))
+        done = f", from step {start * self.steps + first_step}" if start or first_step else ""
+        epochs = f"{tcfg['epochs']} epoch{'s' * (tcfg['epochs'] != 1)}"
+        return (f"{self.recipe.name} on {self.device}{ranks} ({precision}): {images} training images in {data['size']}-px "
+                f"crops, batch {data['batch_size']}; {len(self.task.valid)} validation images; {epochs} x {self.steps} "
+                f"steps = {tcfg['epochs'] * self.steps} steps{done} -> {run_dir}")
+
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, out, resume):
         with contextlib.ExitStack() as held:
@@ -126,6 +139,8 @@ class _Trainer(CheckpointState):
             rundir.write_recipe(run_dir, self.recipe)
         else:
             run_dir = Path(out) if out else None
+        if self.progress:
+            tqdm.write(self._opening(run_dir, start, first_step))
         self.run = Run(run_dir, self.recipe, self.model, self.device, tcfg["epochs"], start, self.rank, self.world, self.task.kind)
         try:
             metrics = self._epochs(start, first_step)
