@@ -202,3 +202,20 @@ def test_full_res_blocks_start_as_identity_and_learn(kw, shape):
 def test_full_res_blocks_validated():
     with pytest.raises(ValueError, match="full_res_blocks"):
         UNet(full_res_blocks=-1)
+
+
+def test_keep_luma_changes_colour_only_and_stays_in_gamut():
+    import torch
+
+    from workbench_plugins.unet import UNet, _luma
+
+    torch.manual_seed(0)
+    net = UNet(widths=[8, 16], keep_luma=True).eval()
+    gray = torch.rand(2, 1, 20, 24).expand(2, 3, 20, 24).contiguous()
+    with torch.no_grad():
+        assert torch.equal(net(gray), gray)   # untrained: the gray photo itself
+        for p in net.parameters():             # a trained one: whatever colour, the same luma, in [0, 1]
+            p.add_(torch.randn_like(p) * 0.5)
+        out = net(gray)
+    assert (out - _luma(out)).abs().max() > 0.01 and out.min() >= -1e-6 and out.max() <= 1 + 1e-6
+    assert torch.allclose(_luma(out), gray[:, :1], atol=1e-5)
