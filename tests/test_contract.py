@@ -35,28 +35,28 @@ def test_every_builtin_is_covered():
 @fast
 @given(size=sizes, seed=st.integers(0, 2**32 - 1))
 def test_shape_dtype_range_kept(name, size, seed):
-    check_output(deg_of(name), make_image(*size, seed=seed % 1000), seed=seed, name=name)
+    check_output(deg_of(name), make_image(*size, seed=seed % 1000), seed=seed)
 
 
 @pytest.mark.parametrize("name", NAMES)
 @fast
 @given(size=sizes, seed=st.integers(0, 2**32 - 1))
 def test_same_seed_same_output(name, size, seed):
-    check_deterministic(deg_of(name), make_image(*size), seed=seed, name=name)
+    check_deterministic(deg_of(name), make_image(*size), seed=seed)
 
 
 @pytest.mark.parametrize("name", NAMES)
 @fast
 @given(size=sizes, seed=st.integers(0, 2**32 - 1))
 def test_input_never_modified(name, size, seed):
-    check_no_mutation(deg_of(name), make_image(*size), seed=seed, name=name)
+    check_no_mutation(deg_of(name), make_image(*size), seed=seed)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_different_seeds_differ_where_random(name):
     deg = deg_of(name)
     # Defaults of some degradations are fixed; give every numeric range-able parameter a range.
-    check_varies(deg, make_image(40, 56), name=name)
+    check_varies(deg, make_image(40, 56))
 
 
 @pytest.mark.parametrize("name, params", [("downsample", {"scale": [2, 4]}), ("jpeg", {"quality": [10, 60]}),
@@ -64,7 +64,7 @@ def test_different_seeds_differ_where_random(name):
 def test_random_ranges_make_random_output(name, params):
     deg = build(ALL.degradations, {"type": name, **params})[1]
     assert deg.is_random
-    check_varies(deg, make_image(40, 56), name=name)
+    check_varies(deg, make_image(40, 56))
 
 
 @pytest.mark.parametrize("name", NAMES)

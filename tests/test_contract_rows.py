@@ -121,7 +121,13 @@ def test_masks_are_checked_in_full():
             return img.clone(), mask
 
     assert failed(rows_of(NoTuple()))["shape, dtype, range"] == (
-        "mask: broken sets reports_mask but returned Tensor, not (img, mask)" + AT)
+        "mask: reports_mask is set but it returned Tensor, not (img, mask)" + AT)
+    class Triple(NoTuple):
+        def __call__(self, img, rng):
+            return img.clone(), None, None
+
+    assert failed(rows_of(Triple()))["shape, dtype, range"] == (
+        "mask: reports_mask is set but it returned tuple, not (img, mask)" + AT)
     assert failed(rows_of(FloatMask()))["shape, dtype, range"] == "mask: mask must be a bool tensor of shape (1, 48, 64)" + AT
     assert failed(rows_of(Empty()))["mask"] == "mask: reports_mask is True but the mask is empty for seeds [0, 1, 2, 3, 4]"
     good = dict((p, (ok, n)) for p, ok, n in rows_of(Good()))
@@ -136,6 +142,14 @@ def test_randomness_is_checked_both_ways():
         def __call__(self, img, rng):
             return (img + 0.01 * torch.rand(1).item()).clamp(0, 1)
 
+    class RandomForSeedZeroOnly(Gray):   # varies: one seed of five differs from the others
+        is_random = True
+
+        def __call__(self, img, rng):
+            return (img * 0.5).clone() if rng.integers(0, 10 ** 9) == np.random.default_rng(0).integers(0, 10 ** 9) \
+                else img.clone()
+
+    assert failed(rows_of(RandomForSeedZeroOnly())).get("variety") is None
     assert failed(rows_of(ClaimsRandom()))["variety"] == (
         "variety: is_random is True but seeds [0, 1, 2, 3, 4] all gave the same output" + AT)
     reason = failed(rows_of(GlobalRandom()))["determinism"]
@@ -173,6 +187,9 @@ def test_the_chain_row_is_the_engines_own_refusal():
 
 
 def test_degradation_errors_from_a_worker_keep_only_the_message():
+    marker = "workbench.api.degradation.DegradationError: "
+    nested = f"Caught in worker 1.\n{marker}Caught in worker 0.\n{marker}the innermost words"
+    assert str(DegradationError(nested)) == "the innermost words"
     text = ("Caught DegradationError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
             "  File ...\nworkbench.api.degradation.DegradationError: degradation 'x' returned uint8")
     assert str(DegradationError(text)) == "degradation 'x' returned uint8"
@@ -197,6 +214,9 @@ def test_speed_is_the_best_of_its_repeats_and_stops_early_when_far_too_slow(monk
     with pytest.raises(AssertionError, match=r"^speed: 150000 ms per megapixel on a 100x100 image, above the 2000 ms/MP limit$"):
         check_speed(Timed(), side=100)
     assert len(calls) == 1
+    clock = iter([0.0, 0.02, 1.0, 1.02, 2.0, 2.02])   # exactly at the limit: 20 ms on 0.01 MP is 2000 ms/MP, allowed
+    monkeypatch.setattr("workbench.author.degradations.time.perf_counter", lambda: next(clock))
+    assert check_speed(Timed(), side=100) == pytest.approx(2000)
 
 
 # -- models --------------------------------------------------------------------------------------
@@ -246,6 +266,23 @@ def test_broken_models_are_named_in_full():
     assert _names(["a", "b", "c"]) == "a, b, c" and _names(["a", "b", "c", "d", "e"]) == "a, b, c and 2 more"
 
 
+def test_a_model_told_the_mask_gets_one_of_the_batch_size_with_a_hole():
+    from workbench_plugins.unet import UNet
+
+    seen = []
+
+    class Probe(Residual):
+        takes_mask = True
+
+        def forward(self, x, mask):
+            seen.append((tuple(mask.shape), mask.dtype, float(mask.float().mean())))
+            return x + self.conv(x) + mask.float().mean() * 0
+
+    assert all(ok for _, ok, _ in check_model(Probe()))
+    assert (seen[0][0], seen[0][1]) == ((2, 1, 8, 8), torch.bool) and 0.2 < seen[0][2] < 0.3   # a quarter missing
+    assert all(ok for _, ok, _ in check_model(UNet(widths=[8, 16], masked=True))), check_model(UNet(widths=[8, 16], masked=True))
+
+
 def test_a_model_that_learns_nothing_is_named():
     class Constant(nn.Module):
         def __init__(self):
@@ -279,6 +316,13 @@ def test_good_losses_pass_every_row():
             return F.cross_entropy(logits, target)
 
     assert check_loss(Declared()) == classify
+
+    def constant(logits, target):   # no better for the right classes than for wrong ones
+        assert logits.ndim == 2
+        return (logits * 0).sum() + 1.0
+
+    assert failed(check_loss(constant))["lower when right"] == (
+        "lower when right: 1 for logits favouring the targets, 1 for wrong ones")
     assert_loss_contract(ce, "ce")
 
 

@@ -70,3 +70,14 @@ def test_the_guide_documents_no_capability_the_engine_does_not_read():
     rows = re.findall(r"^\| `(\w+)` \| (?:degradation|model|loss)", GUIDE.read_text(), re.M)
     known = {n for kind in CONTRACTS for n in capabilities(kind)}
     assert set(rows) <= known, set(rows) - known
+
+
+def test_a_capability_is_described_by_its_docstrings_first_line():
+    import inspect
+
+    from workbench.api.contracts import CONTRACTS, capabilities
+
+    described = capabilities("degradation")
+    first = inspect.getdoc(vars(CONTRACTS["degradation"])["reports_mask"]).split("\n")[0]
+    assert described["reports_mask"] == first and " " in first and "\n" not in first
+

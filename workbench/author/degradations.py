@@ -27,19 +27,19 @@ SPEED_LIMIT = 2000       # ms per megapixel; generous (the slowest built-in, blu
 
 
 # -- degradations ---------------------------------------------------------------------------------
-def _run(deg, img, seed, name="degradation"):
+def _run(deg, img, seed):
     out = deg(img, np.random.default_rng(seed))
     mask = None
     if capability(deg, "reports_mask"):
         if not (isinstance(out, tuple) and len(out) == 2):
-            raise ContractViolation("mask", f"{name} sets reports_mask but returned {type(out).__name__}, not (img, mask)")
+            raise ContractViolation("mask", f"reports_mask is set but it returned {type(out).__name__}, not (img, mask)")
         out, mask = out
     return out, mask
 
 
-def check_output(deg, img, seed=0, name="degradation"):
+def check_output(deg, img, seed=0):
     """Shape, dtype and [0, 1] range kept; a claimed mask is a bool 1 x H x W tensor."""
-    out, mask = _run(deg, img, seed, name)
+    out, mask = _run(deg, img, seed)
     if isinstance(out, tuple):
         raise ContractViolation("shape", "returned a tuple, not a tensor: set reports_mask = True if it returns (img, mask)")
     if not isinstance(out, torch.Tensor):
@@ -56,46 +56,46 @@ def check_output(deg, img, seed=0, name="degradation"):
     return out, mask
 
 
-def check_deterministic(deg, img, seed=0, name="degradation"):
+def check_deterministic(deg, img, seed=0):
     """The same generator state gives the same output."""
-    a, _ = _run(deg, img, seed, name)
-    b, _ = _run(deg, img, seed, name)
+    a, _ = _run(deg, img, seed)
+    b, _ = _run(deg, img, seed)
     if not torch.equal(a, b):
         raise ContractViolation("determinism", f"two calls with seed {seed} differ by up to {(a - b).abs().max().item():.3g}")
 
 
-def check_varies(deg, img, seeds=SEEDS, name="degradation"):
+def check_varies(deg, img, seeds=SEEDS):
     """Different seeds give different outputs where the degradation says it is random."""
     if capability(deg, "is_random") is not True:
         return
-    outs = [_run(deg, img, s, name)[0] for s in seeds]
+    outs = [_run(deg, img, s)[0] for s in seeds]
     if all(torch.equal(outs[0], o) for o in outs[1:]):
         raise ContractViolation("variety", f"is_random is True but seeds {list(seeds)} all gave the same output")
 
 
-def check_no_mutation(deg, img, seed=0, name="degradation"):
+def check_no_mutation(deg, img, seed=0):
     """The input tensor is never modified."""
     before = img.clone()
-    _run(deg, img, seed, name)
+    _run(deg, img, seed)
     if not torch.equal(before, img):
         raise ContractViolation("no mutation", "the input image was modified in place")
 
 
-def check_mask(deg, img, seeds=SEEDS, name="degradation"):
+def check_mask(deg, img, seeds=SEEDS):
     """A degradation claiming a mask returns a bool 1 x H x W one, non-empty for at least one seed."""
     if not capability(deg, "reports_mask"):
         return "no mask claimed"
-    masks = [check_output(deg, img, seed, name)[1] for seed in seeds]
+    masks = [check_output(deg, img, seed)[1] for seed in seeds]
     if not any(m.any() for m in masks):
         raise ContractViolation("mask", f"reports_mask is True but the mask is empty for seeds {list(seeds)}")
 
 
-def check_speed(deg, name="degradation", *, side=512, limit=SPEED_LIMIT, repeats=3):
+def check_speed(deg, *, side=512, limit=SPEED_LIMIT, repeats=3):
     """Milliseconds per megapixel on a side x side image, best of `repeats` (first calls warm caches)."""
     img, best = make_image(side, side), math.inf
     for seed in range(repeats):
         start = time.perf_counter()
-        _run(deg, img, seed, name)
+        _run(deg, img, seed)
         best = min(best, time.perf_counter() - start)
         if best > 1:   # already far too slow: more calls would only waste the user's time
             break
@@ -110,14 +110,14 @@ def check_degradation(deg, name="degradation", sizes=SIZES, *, odd_sizes=ODD_SIZ
     def each(fn, prop):
         def run():
             for h, w in sizes:
-                _at(h, w, fn, deg, make_image(h, w), name=name, prop=prop)
+                _at(h, w, fn, deg, make_image(h, w), prop=prop)
         return run
 
     def odd():
         for h, w in odd_sizes:
             try:
-                _at(h, w, check_output, deg, make_image(h, w), name=name, prop="shape")
-                _at(h, w, check_no_mutation, deg, make_image(h, w), name=name, prop="no mutation")
+                _at(h, w, check_output, deg, make_image(h, w), prop="shape")
+                _at(h, w, check_no_mutation, deg, make_image(h, w), prop="no mutation")
             except ContractViolation as e:   # one property, so a failure here is told apart from the core rows
                 raise ContractViolation("odd/tiny/non-square sizes", str(e)) from e
         return ", ".join(f"{h}x{w}" for h, w in odd_sizes)
@@ -132,10 +132,10 @@ def check_degradation(deg, name="degradation", sizes=SIZES, *, odd_sizes=ODD_SIZ
             ("variety", True, "not random (is_random is not True): nothing to compare"),
             run_check("no mutation", each(check_no_mutation, "no mutation")),
             run_check("odd/tiny/non-square sizes", odd),
-            run_check("mask", lambda: check_mask(deg, make_image(*sizes[-1]), name=name)),
+            run_check("mask", lambda: check_mask(deg, make_image(*sizes[-1]))),
             run_check("chains", chains)]
     if speed:
-        rows.append(run_check("speed", lambda: f"{check_speed(deg, name):.0f} ms/MP on 512x512"))
+        rows.append(run_check("speed", lambda: f"{check_speed(deg):.0f} ms/MP on 512x512"))
     return rows
 
 
