@@ -353,3 +353,45 @@ def test_broken_losses_are_named_in_full():
     assert reason == f"lower when right: {r:.3g} for logits favouring the targets, {w:.3g} for wrong ones"
     with pytest.raises(AssertionError, match="^loss 'back' breaks the workbench contract:\n  lower when right: "):
         assert_loss_contract(backwards, "back")
+
+
+def test_a_classifier_of_the_wrong_shape_and_every_failure_listed():
+    class WrongBatch(nn.Module):
+        task = "classify"
+
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 5)
+
+        def forward(self, x):
+            return self.fc(x.mean((2, 3)))[:1]
+
+    class ThreeD(WrongBatch):
+        def forward(self, x):
+            return self.fc(x.mean((2, 3)))[..., None]
+
+    assert failed(check_model(WrongBatch()))["shape"] == "shape: input (2, 3, 8, 8) gave (1, 5), not B x classes logits"
+    assert failed(check_model(ThreeD()))["shape"] == "shape: input (2, 3, 8, 8) gave (2, 5, 1), not B x classes logits"
+    with pytest.raises(AssertionError) as e:
+        assert_loss_contract(lambda o, t: (o - t).abs() - 1, "two")
+    lines = str(e.value).split("\n")
+    assert lines[0] == "loss 'two' breaks the workbench contract:" and len(lines) >= 3
+    assert all(line.startswith("  ") and ": " in line for line in lines[1:])
+
+
+def test_a_silent_crash_and_a_measured_difference_are_told_exactly():
+    class Silent(Degradation):
+        def __call__(self, img, rng):
+            raise ValueError()
+
+    assert failed(rows_of(Silent()))["determinism"] == "determinism: raised ValueError:  (at 48x64)"
+
+    class Alternates(Degradation):
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, img, rng):
+            self.calls += 1
+            return img * 0.5 + 0.25 * (self.calls % 2)
+
+    assert failed(rows_of(Alternates()))["determinism"] == "determinism: two calls with seed 0 differ by up to 0.25" + AT
