@@ -154,3 +154,21 @@ def test_worse_than_input(run_dir):
     (run_dir / "metrics.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
     page = write_report(run_dir).read_text(encoding="utf-8")
     assert "model is 2.60 dB worse than the damaged input in PSNR (RGB, validation)" in page
+
+
+def test_the_report_says_when_validation_comes_from_the_training_photos(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_loss": 0.1, "valid": {
+        "psnr": 30.0, "ssim": 0.9, "input_psnr": 29.0, "input_ssim": 0.88}}) + "\n")
+    (run / "recipe.toml").write_text('[data]\ntrain = "sample"\nvalid = ""\n')
+    assert "held-out strips of the training photos themselves" in write_report(run).read_text()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        (photos / f"{i}.png").write_bytes(b"")
+    (run / "recipe.toml").write_text(f'[data]\ntrain = "{photos}"\nvalid = ""\n')
+    page = write_report(run).read_text()
+    assert "photos held out of the training folder" in page and "strips" not in page
+    (run / "recipe.toml").write_text(f'[data]\ntrain = "{photos}"\nvalid = "{photos}"\n')
+    assert "held out" not in write_report(run).read_text()

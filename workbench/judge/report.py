@@ -17,7 +17,7 @@ from string import Template
 
 from PIL import Image
 
-from workbench.images.files import to_pil
+from workbench.images.files import IMAGE_SUFFIXES, to_pil
 from workbench.runs import files
 
 MAX_SIDE = 512     # longer side of an embedded sample: sharp enough to judge, small enough to mail
@@ -63,6 +63,7 @@ def write_report(run_dir, samples=None, section=None):
         table, verdict = _eval_summary(ev)
     else:
         table, verdict = _valid_summary(records, last_valid, task)
+        table += _valid_origin(recipe.get("data") or {})
     page = Template(resources.files("workbench.judge").joinpath(TEMPLATE).read_text(encoding="utf-8")).substitute(
         title=esc(run_dir.resolve().name), recipe=esc(name), task=esc(task),
         date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -239,6 +240,31 @@ def _eval_summary(ev, source="eval.json"):
     if key in best:
         margin = (best[key][0], _num(mean.get("model", {}).get(key)) - best[key][1])
     return "".join(parts), _verdict(_num(gain.get(key)), VERDICT_UNITS.get(key, ""), margin)
+
+
+def _valid_origin(data):
+    """A note when validation came from the training photos themselves (workbench.data.splits)."""
+    from itertools import islice
+
+    from workbench.data.splits import MIN_IMAGES_FOR_IMAGE_SPLIT
+
+    if data.get("valid") or not data:
+        return ""
+    train = str(data.get("train", ""))
+    if train == "sample":
+        few = True
+    else:
+        folder = Path(train)
+        if not folder.is_dir():
+            return ""
+        images = (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        few = len(list(islice(images, MIN_IMAGES_FOR_IMAGE_SPLIT))) < MIN_IMAGES_FOR_IMAGE_SPLIT
+    if few:
+        return ('<p class="note warn">Validation images are held-out strips of the training photos themselves (fewer '
+                f"than {MIN_IMAGES_FOR_IMAGE_SPLIT} photos, no data.valid): they flatter the model. Judge it on photos it "
+                "never saw: <code>workbench eval RUN --data DIR</code>.</p>")
+    return ('<p class="note">Validation images are photos held out of the training folder (no data.valid): the same '
+            "kind of photos, never trained on.</p>")
 
 
 def _valid_summary(records, valid, task):
