@@ -18,14 +18,14 @@ def test_cpu_quick_run_writes_a_row_per_config(tmp_path):
     out = tmp_path / "gpu.json"
     proc = bench("--device", "cpu", "--quick", "--recipes", "dejpeg", "colorize", "inpaint", "classify", "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert "| dejpeg +1 | 16 | 2 | fp32 |" in proc.stdout   # colorize trains the same U-Net: one shared row
+    assert "| dejpeg | 16 | 2 | fp32 |" in proc.stdout and "| colorize | 16 | 2 | fp32 |" in proc.stdout
     result = json.loads(out.read_text())
     rows = result["rows"]
     configs = ("fp32", "amp", "channels_last", "amp+cl", "amp+cl+compile")
     assert sorted((r["recipes"][0], r["size"], r["config"]) for r in rows) == sorted(
-        (name, sz, c) for name in ("dejpeg", "inpaint", "classify") for sz in (16, 32) for c in configs)
-    # inpaint's masked U-Net (fed a mask) is another network: a row of its own.
-    assert {tuple(r["recipes"]) for r in rows if r["model"]["type"] == "unet"} == {("dejpeg", "colorize"), ("inpaint",)}
+        (name, sz, c) for name in ("dejpeg", "colorize", "inpaint", "classify") for sz in (16, 32) for c in configs)
+    # colorize's U-Net keeps the input's luma and inpaint's takes a mask: each another network, a row of its own.
+    assert {tuple(r["recipes"]) for r in rows if r["model"]["type"] == "unet"} == {("dejpeg",), ("colorize",), ("inpaint",)}
     measured = [r for r in rows if r["config"] != "amp+cl+compile"]
     assert all(r["images_per_s"] > 0 and r["vs_fp32"] > 0 for r in measured)
     assert all(r["note"].startswith("skipped: --quick") for r in rows if r["config"] == "amp+cl+compile")
