@@ -6,7 +6,8 @@ import re
 import pytest
 import torch
 
-from workbench.judge.report import fmt, psnr_gain, write_report
+from workbench.judge.report import write_report
+from workbench.judge.summary import fmt, psnr_gain
 
 RECIPE = '[recipe]\nname = "superres"\nseed = 0\n\n[model]\ntype = "unet"\n# a <comment> & "quotes", $title ${x}\n'
 ODD = 'odd <b>&"name\'.png'

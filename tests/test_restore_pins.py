@@ -123,6 +123,20 @@ def test_self_ensemble_reaches_the_model_through_restore_files(tmp_path, models)
     assert np.abs(plain - ens).mean() > 10   # the ramp is averaged out by the flips
 
 
+def test_tile_and_overlap_reach_the_model_through_restore_files(tmp_path, models):
+    # The ramp spans each window it is given, so a tiled restore differs from a whole one.
+    run = make_run(tmp_path / "run", "ramp", [{"type": "jpeg", "quality": 50}], plugins=models)
+    src = photo(tmp_path / "a.png", h=20, w=64)
+    restore_files(run, [src], tmp_path / "whole", tile=0, device="cpu", plugins=models)
+    restore_files(run, [src], tmp_path / "tiled", tile=24, overlap=4, device="cpu", plugins=models)
+    whole, tiled = (np.asarray(Image.open(tmp_path / d / "a.png"), np.int16) for d in ("whole", "tiled"))
+    img = torch.from_numpy(np.asarray(Image.open(src))).permute(2, 0, 1).float() / 255
+    _, net = plugin_manager.build(models.models, {"type": "ramp"})
+    want = restore_tensor(net, img, tile=24, overlap=4)
+    want = (want * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    assert np.abs(tiled - want).max() <= 1 and np.abs(whole - tiled).mean() > 10
+
+
 def test_default_plugins_and_a_checkpoint_older_than_task(tmp_path, monkeypatch):
     builtins = plugin_manager.load()
     run = make_run(tmp_path / "run", "unet", [{"type": "jpeg", "quality": 50}], task=None, plugins=builtins)

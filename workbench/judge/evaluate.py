@@ -18,7 +18,7 @@ from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.judge import perceptual, protocol
 from workbench.judge.baselines import for_chain
-from workbench.judge.report import best_baselines
+from workbench.judge.summary import best_baselines
 from workbench.runs import checkpoint, files
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", *perceptual.METRICS)
