@@ -32,6 +32,12 @@ def on_epoch_end(run, epoch, metrics):
         return
     for key, value in _scalars(metrics):
         writer.add_scalar(key, value, epoch)
+    # Per step too, on a global step axis (epochs of equal length, as a run's are)
+    for key in ("step_loss", "step_lr"):
+        values = metrics.get(key) or []
+        for i, value in enumerate(values):
+            if value is not None:
+                writer.add_scalar(f"step/{key[5:]}", value, (epoch - 1) * len(values) + i + 1)
     writer.flush()
 
 

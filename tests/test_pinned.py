@@ -76,6 +76,10 @@ def test_resume_replays_the_random_numbers_a_dropout_model_draws(tmp_path, monke
     a, b = checkpoint.load(straight, "last")["model"], checkpoint.load(run, "last")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in rundir.read_metrics(run)] == [r["train_loss"] for r in rundir.read_metrics(straight)]
+    # each step's loss and learning rate too: a mid-epoch resume keeps the steps before it (last.pt)
+    for key in ("step_loss", "step_lr"):
+        got, want = ([r[key] for r in rundir.read_metrics(d)] for d in (run, straight))
+        assert got == want and all(len(v) == 4 for v in want), key
 
 
 class Constant(nn.Module):

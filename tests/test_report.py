@@ -34,15 +34,40 @@ EVAL = {
 }
 
 
+def metrics_lines_per_step(n=3, steps=4):
+    """Epoch records as training writes them now: with each step's loss and learning rate."""
+    lines = []
+    for e in range(1, n + 1):
+        record = json.loads(metrics_lines(e).splitlines()[-1])
+        record.update(step_loss=[0.1 / e + 0.01 * i for i in range(steps)], step_lr=[1e-3 * (e * steps + i) for i in range(steps)])
+        lines.append(json.dumps(record) + "\n")
+    return "".join(lines)
+
+
 def make_samples():
+    """a.png: two baselines (lanczos the best); ODD: none (a three-way slider); z.png: large, with a mask
+    and a restoration that differs from its baseline only in the square ZOOM_AT."""
     g = torch.Generator().manual_seed(0)
     sizes = [(3, 40, 56), (3, 48, 48), (3, 600, 150)]   # tiny (PNG), tiny, large (JPEG, downscaled)
     names = ["a.png", ODD, "z.png"]
     gains = [(30.1, 28.0), (25.0, 26.0), (float("inf"), 31.0)]
-    return [{"name": n, "damaged": torch.rand(s, generator=g), "restored": torch.rand(s, generator=g),
-             "clean": torch.rand(s, generator=g),
-             "metrics": {"model": {"psnr_y": m, "ssim_y": 0.9}, "input": {"psnr_y": i, "ssim_y": 0.8}}}
-            for n, s, (m, i) in zip(names, sizes, gains)]
+    samples = [{"name": n, "damaged": torch.rand(s, generator=g), "restored": torch.rand(s, generator=g),
+                "clean": torch.rand(s, generator=g),
+                "metrics": {"model": {"psnr_y": m, "ssim_y": 0.9}, "input": {"psnr_y": i, "ssim_y": 0.8}}}
+               for n, s, (m, i) in zip(names, sizes, gains)]
+    a, z = samples[0], samples[2]
+    a["baselines"] = {"bicubic": torch.rand(sizes[0], generator=g), "lanczos": torch.rand(sizes[0], generator=g)}
+    a["metrics"].update(bicubic={"psnr_y": 27.0}, lanczos={"psnr_y": 29.5})
+    z["baselines"] = {"bicubic": z["restored"].clone()}
+    y, x = ZOOM_AT
+    z["restored"][:, y:y + 40, x:x + 40] = 1 - z["restored"][:, y:y + 40, x:x + 40]
+    z["metrics"]["bicubic"] = {"psnr_y": 30.0}
+    z["mask"] = torch.zeros(1, 600, 150, dtype=torch.bool)
+    z["mask"][:, 100:200, 20:60] = True
+    return samples
+
+
+ZOOM_AT = (420, 70)   # (y, x) of z.png's 40 x 40 square where the model and its baseline differ
 
 
 @pytest.fixture
@@ -66,7 +91,7 @@ def test_full_report(run_dir):
     assert not list(run_dir.glob("*.tmp")), "the temp file is renamed, not left behind"
     page = path.read_text(encoding="utf-8")
     assert_self_contained(page)
-    assert page.count('type="range"') == 6                    # two sliders per sample
+    assert page.count('type="range"') == 3 + 2 + 3           # n - 1 dividers: 4 pictures, 3 without a baseline
     assert ODD not in page and "odd &lt;b&gt;&amp;&quot;name&#x27;.png" in page
     assert "broken&lt;1&gt;.png" in page                     # skipped images listed, escaped
     assert "# a &lt;comment&gt; &amp; &quot;quotes&quot;, $title ${x}" in page   # recipe verbatim, escaped
@@ -133,7 +158,64 @@ def test_metrics_without_eval_says_validation(run_dir):
     page = write_report(run_dir).read_text(encoding="utf-8")
     assert "From the validation of epoch 3" in page
     assert "model beats the damaged input by +3.40 dB PSNR (RGB, validation)" in page
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 3     # loss, learning rate, validation
+    assert 'alt="Training loss per epoch"' in page and 'alt="Learning rate per epoch"' in page
+
+
+def test_curves_per_step_when_the_run_logged_each_step(run_dir):
+    (run_dir / "metrics.jsonl").write_text(metrics_lines_per_step(), encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert 'alt="Training loss per step"' in page and 'alt="Learning rate per step"' in page
+    assert 'alt="Validation per epoch"' in page
+    # one record without its steps (a run from before): all drawn per epoch, never a mixed axis
+    lines = metrics_lines_per_step().splitlines()
+    (run_dir / "metrics.jsonl").write_text(metrics_lines(1) + "\n".join(lines[1:]) + "\n", encoding="utf-8")
+    page = write_report(run_dir).read_text(encoding="utf-8")
+    assert 'alt="Training loss per epoch"' in page and "per step" not in page
+
+
+def test_each_sample_shows_its_best_baseline_zoom_crops_error_maps_and_mask(run_dir):
+    import base64
+    import io
+
+    from PIL import Image
+
+    page = write_report(run_dir, make_samples()).read_text(encoding="utf-8")
+    a, odd, z = page.split('<article class="sample"')[1:]
+    assert 'alt="lanczos: a.png"' in a and "bicubic: a.png" not in a   # the best baseline by PSNR, not the first
+    assert "damaged | lanczos (best baseline) | restored | clean" in a and 'data-n="4"' in a
+    assert 'data-n="3"' in odd and "where the model changed the damaged input most" in odd
+    assert a.count("data-err=") == 3 + 3 and "show-mask" not in a   # damaged, baseline, restored; frame and crops
+    assert 'class="show-mask"' in z and 'class="mask" hidden' in z
+    # z.png's crops: 96 x 96 at full resolution (the frame is downscaled to 512), where the model and
+    # the baseline differ: the 40 x 40 square at ZOOM_AT lies inside
+    head = re.search(r"1:1 crops \((\d+)×(\d+) px at x (\d+), y (\d+)\)", z)
+    w, h, x, y = map(int, head.groups())
+    assert (w, h) == (96, 96) and x <= ZOOM_AT[1] and x + w >= ZOOM_AT[1] + 40 and y <= ZOOM_AT[0] and y + h >= ZOOM_AT[0] + 40
+    crops = re.findall(r'class="zoom" width="96" height="96" src="data:image/png;base64,([^"]+)"', z)
+    assert len(crops) == 4 and {Image.open(io.BytesIO(base64.b64decode(c))).size for c in crops} == {(96, 96)}
+    assert "where the model differs most from bicubic" in z
+    # the mask overlay: red where missing, transparent elsewhere, at the frame's size
+    mask = re.search(r'class="mask" hidden src="data:image/png;base64,([^"]+)"', z).group(1)
+    im = Image.open(io.BytesIO(base64.b64decode(mask)))
+    assert im.mode == "RGBA" and im.size == (128, 512)
+    alpha = im.getchannel("A")
+    assert alpha.getpixel((34, 128)) > 100 and alpha.getpixel((100, 400)) == 0
+
+
+def test_zoom_box_and_best_baseline():
+    from workbench.judge.pictures import best_baseline, zoom_box
+
+    a = torch.zeros(3, 50, 70)
+    b = a.clone()
+    b[:, 30:40, 5:15] = 1
+    x, y, w, h = zoom_box(a, b, side=16)
+    assert (w, h) == (16, 16) and x <= 5 and x + 16 >= 15 and y <= 30 and y + 16 >= 40
+    assert zoom_box(a[:, :8, :5], b[:, :8, :5], side=16) == (0, 0, 5, 8)   # smaller than a crop: the whole image
+    metrics = {"bicubic": {"psnr_y": 30.0}, "lanczos": {"psnr_y": 31.0}, "telea": {"lpips": 0.1}}
+    assert best_baseline(metrics, ["bicubic", "lanczos"]) == "lanczos"
+    assert best_baseline({"x": {"lpips": 0.3}, "y": {"lpips": 0.2}}, ["x", "y"]) == "y"   # a distance: the lowest
+    assert best_baseline({}, ["bicubic"]) == "bicubic" and best_baseline({}, []) is None
 
 
 def test_classifier(run_dir):

@@ -140,14 +140,21 @@ def browser(tmp_path):
     b.close()
 
 
-def slider_state(browser, i):
-    """The divider's left edge and the top image's clip as the page computes them; the box in the viewport."""
+def frame_state(browser, i):
+    """The i-th sample frame: divider positions, which picture shows at the middle of each band (as
+    the browser hit-tests it, clip-paths included), and the frame's box in the viewport."""
     return browser.js(f"""(() => {{
-        const ba = document.querySelectorAll('.ba')[{i}];
-        ba.scrollIntoView({{block: 'center'}});
-        const r = ba.getBoundingClientRect();
-        return {{value: +ba.querySelector('input').value, bar: parseFloat(getComputedStyle(ba.querySelector('.bar')).left),
-                 clip: getComputedStyle(ba.querySelector('.top')).clipPath, x: r.left, y: r.top, w: r.width, h: r.height}};
+        const frame = document.querySelectorAll('.quad')[{i}];
+        frame.scrollIntoView({{block: 'center'}});
+        const r = frame.getBoundingClientRect(), n = +frame.dataset.n;
+        const ranges = [...frame.nextElementSibling.querySelectorAll('input')].map(x => +x.value);
+        const edges = [0, ...ranges, 100];
+        const shown = edges.slice(1).map((e, k) => {{
+            const el = document.elementFromPoint(r.left + r.width * (edges[k] + e) / 200, r.top + r.height / 2);
+            return el && el.alt ? el.alt.split(':')[0] : (el && el.className);
+        }});
+        const bars = [...frame.querySelectorAll('.bar')].map(b => parseFloat(getComputedStyle(b).left));
+        return {{n, ranges, shown, bars, x: r.left, y: r.top, w: r.width, h: r.height}};
     }})()""")
 
 
@@ -173,7 +180,10 @@ def test_report_in_chromium(tmp_path, browser):
     run.mkdir()
     (run / "recipe.toml").write_text(RECIPE, encoding="utf-8")
     (run / "metrics.jsonl").write_text(metrics_lines(), encoding="utf-8")
-    (run / "eval.json").write_text(json.dumps(EVAL), encoding="utf-8")
+    beaten = json.loads(json.dumps(EVAL))   # lanczos beats the model: the headline must say so
+    beaten["methods"].append("lanczos")
+    beaten["mean"]["lanczos"] = {**beaten["mean"]["bicubic"], "psnr_y": 36.5}
+    (run / "eval.json").write_text(json.dumps(beaten), encoding="utf-8")
     report = write_report(run, make_samples())
     for domain in ("Page", "Runtime", "Log"):      # Runtime and Log report console calls and errors
         browser.page(f"{domain}.enable")
@@ -181,23 +191,55 @@ def test_report_in_chromium(tmp_path, browser):
     browser.page("Page.navigate", url=report.as_uri())
     browser.wait_for("Page.loadEventFired")
     assert not problems(browser.events), json.dumps(problems(browser.events), indent=1)[:3000]
-    assert browser.js("document.querySelectorAll('input[type=range]').length") == 6
+    assert browser.js("document.querySelectorAll('input[type=range]').length") == 3 + 2 + 3
     assert browser.js("[...document.images].every(im => im.complete && im.naturalWidth > 0)"), "an image failed to decode"
 
-    # 1. drag the first slider's divider from the middle to a fifth of the way, with the mouse
-    first = slider_state(browser, 0)
-    assert first["value"] == 50 and abs(first["bar"] - first["w"] / 2) <= 1
-    browser.click(first["x"] + first["w"] / 2, first["y"] + first["h"] / 2, to_x=first["x"] + first["w"] * 0.2)
-    moved = slider_state(browser, 0)
-    assert moved["value"] < 30 and abs(moved["bar"] - moved["w"] * moved["value"] / 100) <= 1, moved
-    assert moved["clip"] != first["clip"], "the top image's clip follows the divider"
+    # 1. the headline names the baseline that beats the model
+    assert browser.js("document.querySelector('.verdict').textContent").startswith("the lanczos baseline beats the model by")
 
-    # 2. the keyboard moves it too (the range input is focusable): End puts it at the far right
-    browser.js("document.querySelectorAll('.ba input')[1].focus()")
+    # 2. four-way: damaged | best baseline | restored | clean, each in its own quarter
+    first = frame_state(browser, 0)
+    assert first["n"] == 4 and first["ranges"] == [25, 50, 75], first
+    assert first["shown"] == ["damaged", "lanczos", "restored", "clean"], first
+    assert all(abs(b - first["w"] * p / 100) <= 1 for b, p in zip(first["bars"], first["ranges"])), first
+    # drag the third divider from 3/4 to 3/5 with the mouse: clean now shows from there on
+    browser.click(first["x"] + first["w"] * 0.75, first["y"] + first["h"] / 2, to_x=first["x"] + first["w"] * 0.6)
+    moved = frame_state(browser, 0)
+    assert moved["ranges"][:2] == [25, 50] and 58 <= moved["ranges"][2] <= 62, moved
+    assert moved["shown"] == ["damaged", "lanczos", "restored", "clean"], moved
+    assert browser.js("""(() => { const r = document.querySelector('.quad').getBoundingClientRect();
+        return document.elementFromPoint(r.left + r.width * 0.7, r.top + r.height / 2).alt; })()""") == "clean: a.png"
+    # a divider cannot pass its neighbour: dragging the first one far right stops at the second
+    browser.click(moved["x"] + moved["w"] * 0.24, moved["y"] + moved["h"] / 2, to_x=moved["x"] + moved["w"] * 0.95)
+    assert frame_state(browser, 0)["ranges"][:2] == [50, 50]
+    # the keyboard moves a divider too (the range inputs are focusable): End takes it as far as it may go
+    browser.js("document.querySelectorAll('.dividers')[1].querySelector('input').focus()")
     for kind in ("rawKeyDown", "keyUp"):
         browser.page("Input.dispatchKeyEvent", type=kind, key="End", code="End", windowsVirtualKeyCode=35)
-    keyed = slider_state(browser, 1)
-    assert keyed["value"] == 100 and abs(keyed["bar"] - keyed["w"]) <= 1, keyed
+    keyed = frame_state(browser, 1)
+    assert keyed["n"] == 3 and keyed["ranges"] == [66.67, 66.67], keyed
+    assert keyed["shown"][0] == "damaged" and keyed["shown"][-1] == "clean", keyed
+
+    # 3. the zoom crops are 1:1: each image pixel one CSS pixel, at the frame's own full resolution
+    crops = browser.js("""[...document.querySelectorAll('img.zoom')].map(im => { const r = im.getBoundingClientRect();
+        return [im.naturalWidth, im.naturalHeight, r.width, r.height]; })""")
+    assert len(crops) == 4 + 3 + 4 and all(nw == w and nh == h for nw, nh, w, h in crops), crops
+    assert [c[:2] for c in crops[-4:]] == [[96, 96]] * 4   # z.png: full-resolution crops of a downscaled frame
+
+    # 4. the error-map toggle swaps every picture but the clean one, and back
+    errors = """(() => { const s = document.querySelectorAll('.sample')[0];
+        return [...s.querySelectorAll('img.view, img.zoom')].map(im => im.src === im.dataset.err); })()"""
+    assert not any(browser.js(errors))
+    browser.click(*center(browser, ".sample .show-errors"))
+    # the frame's pictures bottom up (clean, restored, lanczos, damaged), then the crops left to right
+    assert browser.js(errors) == [False, True, True, True, True, True, True, False]
+    browser.click(*center(browser, ".sample .show-errors"))
+    assert not any(browser.js(errors))
+    # 5. the mask overlay of the masked sample: hidden until asked for
+    visible = "document.querySelector('img.mask').getBoundingClientRect().width"
+    assert browser.js(visible) == 0
+    browser.click(*center(browser, ".show-mask"))
+    assert browser.js(visible) > 100
 
     # 3. the sort buttons reorder the sections (+inf, an exact restoration, is the largest gain)
     order = "[...document.querySelectorAll('.samples > .sample')].map(s => s.dataset.name)"

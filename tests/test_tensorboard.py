@@ -4,6 +4,7 @@ from conftest import HERE
 
 from workbench import recipe as recipes
 from workbench.api import registry as plugin_manager
+from workbench.runs import rundir
 from workbench.train.loop import train
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[tensorboard]')")
@@ -22,4 +23,9 @@ def test_tensorboard_logs_read_back(tmp_path):
     tags = events.Tags()
     assert {"train_loss", "valid/psnr", "valid/input_psnr", "lr", "loss/l1"} <= set(tags["scalars"])
     assert [e.step for e in events.Scalars("valid/psnr")] == [1, 2]
+    # each step on one global axis, with the values metrics.jsonl holds
+    logged = [r["step_loss"] for r in rundir.read_metrics(run)]
+    assert [e.step for e in events.Scalars("step/loss")] == [1, 2, 3, 4]
+    assert [e.value for e in events.Scalars("step/loss")] == pytest.approx([v for r in logged for v in r], rel=1e-6)
+    assert len(events.Scalars("step/lr")) == 4
     assert tags["images"] and events.Images(tags["images"][0])[0].width == 3 * 24

@@ -78,7 +78,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
                # [0, 1], mean minus the clean image's mean]
                "output_range": [float(raw.min()), float(raw.max()), float(((raw < -RANGE_SLACK) | (raw > 1 + RANGE_SLACK)).float().mean()),
                                 float(raw.mean() - clean.mean())]}
-        sample = {"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean,
+        sample = {"name": name, "damaged": damaged, "restored": outputs["model"], "clean": clean, "mask": mask,
                   "baselines": {m: outputs[m] for m in baselines}, "metrics": row["metrics"]}
         return row, notes, sample, None
 

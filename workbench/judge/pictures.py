@@ -1,77 +1,31 @@
-"""The images of a report: before/after sliders, one article per sample, sortable by gain.
+"""The images of a report: per sample a four-way slider, 1:1 zoom crops, error maps and the mask.
 
-Images are embedded as data URIs (JPEG 4:4:4 at quality 90, PNG when tiny), scaled once per sample
-so that its sliders align; small crops are enlarged by whole multiples so pixels stay square.
+A sample shows damaged | best baseline | restored | clean side by side in one frame, split by three
+draggable dividers, so the model is judged against the strongest classical answer and not only
+against the damaged input. An error-map toggle swaps each picture for its difference from the
+clean image; the zoom crops show, at one image pixel per CSS pixel, the region where the model
+and the best baseline differ most (where the choice between them matters). Images are embedded
+as data URIs (JPEG 4:4:4 at quality 90; PNG when small, for the error maps and for the crops, which
+must not carry JPEG's own damage), scaled once per sample so that its pictures align.
 """
 
 import base64
 import io
 import math
 
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from workbench.images.files import to_pil
+from workbench.judge import summary
 from workbench.judge.summary import LABELS, esc, fmt, gain_class, number, psnr_gain, table_html
 
 MAX_SIDE = 512     # longer side of an embedded sample: sharp enough to judge, small enough to mail
 SMALL = 128        # images under this on both sides are embedded as PNG: JPEG would add its own damage
 MIN_SHOWN = 256    # tiny crops are enlarged (pixelated, whole multiples) until the longer side reaches this
-
-
-def _b64(buf):
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _data_uri(im):
-    buf = io.BytesIO()
-    if max(im.size) < SMALL:
-        im.save(buf, "PNG")
-        return f"data:image/png;base64,{_b64(buf)}"
-    im.save(buf, "JPEG", quality=90, subsampling=0)   # 4:4:4: chroma subsampling would smear colour edges
-    return f"data:image/jpeg;base64,{_b64(buf)}"
-
-
-def _js_number(v):
-    """A float as JavaScript's parseFloat reads it ('' for NaN, which sorts last)."""
-    return "" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity") if math.isinf(v) else repr(v)
-
-
-def _pil(img):
-    img = img[0] if img.dim() == 4 else img
-    return to_pil(img.expand(3, -1, -1) if img.shape[0] == 1 else img)
-
-
-def _slider(left, right, labels, size, name):
-    """Two stacked images; the top (left) one is clipped at --pos, which the range input sets."""
-    w, h = size
-    shown = w * max(1, math.ceil(MIN_SHOWN / max(w, h)))    # whole multiples keep pixels square and honest
-    a, b = (esc(x) for x in labels)
-    return (f'<div class="ba{" pixelated" if shown > w else ""}" style="--pos:50%;width:min(100%,{shown}px);'
-            f'aspect-ratio:{w}/{h}"><img src="{right}" alt="{b}: {name}"><img class="top" src="{left}" alt="{a}: {name}">'
-            f'<div class="bar" aria-hidden="true"></div><span class="lab l">{a}</span><span class="lab r">{b}</span>'
-            f'<input type="range" min="0" max="100" step="0.5" value="50" aria-label="{a} | {b} divider, {name}"></div>')
-
-
-def _sample(s):
-    imgs = [_pil(s[k]) for k in ("damaged", "restored", "clean")]
-    w, h = max(im.width for im in imgs), max(im.height for im in imgs)
-    scale = min(1.0, MAX_SIDE / max(w, h))    # one scale for all three, so the sliders align
-    if scale < 1:
-        imgs = [im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS) for im in imgs]
-    damaged, restored, clean = (_data_uri(im) for im in imgs)
-    name, metrics = esc(s.get("name", "")), s.get("metrics") or {}
-    key, gain = psnr_gain(metrics)
-    size = imgs[2].size
-    keys = [k for k in LABELS if any(k in (v or {}) for v in metrics.values())]
-    keys += sorted({k for v in metrics.values() for k in (v or {}) if k not in keys})
-    model, inp = metrics.get("model") or {}, metrics.get("input") or {}
-    gains = {k: number(model[k]) - number(inp[k]) for k in keys if k in model and k in inp} or None
-    table = table_html([(m, v or {}) for m, v in metrics.items()], keys, gains) if metrics else ""
-    gain_text = f"{fmt(gain, sign=True)} dB {LABELS[key]}" if key else "no PSNR"
-    return (f'<article class="sample" data-gain="{_js_number(gain)}" data-name="{name}">'
-            f'<h3>{name} <span class="gain {gain_class(gain)}">{gain_text}</span></h3><div class="pair">'
-            + _slider(damaged, restored, ("damaged", "restored"), size, name)
-            + _slider(restored, clean, ("restored", "clean"), size, name) + f"</div>{table}</article>")
+ZOOM = 96          # side of the 1:1 crops, in image pixels
+ERROR_GAIN = 4     # error maps show |x - clean| x 4: most restoration errors are a few percent
 
 
 def samples_html(samples):
@@ -80,3 +34,148 @@ def samples_html(samples):
     buttons = "".join(f'<button type="button" data-sort="{k}">{t}</button>'
                       for k, t in (("down", "sort by gain ↓"), ("up", "sort by gain ↑"), ("name", "sort by name")))
     return f'<div class="images"><div class="sort">{buttons}</div><div class="samples">{"".join(_sample(s) for s in samples)}</div></div>'
+
+
+def best_baseline(metrics, baselines):
+    """The name of the sample's best baseline by its preferred PSNR (or LPIPS), or None."""
+    for key in (*summary.PSNR_KEYS, *summary.LOWER_IS_BETTER):
+        scored = [(number((metrics.get(m) or {}).get(key)), m) for m in baselines]
+        scored = [(v, m) for v, m in scored if not math.isnan(v)]
+        if scored:
+            return (min if key in summary.LOWER_IS_BETTER else max)(scored)[1]
+    return next(iter(baselines), None)
+
+
+def zoom_box(a, b, side=ZOOM):
+    """(x, y, w, h) of the side x side window where images a and b (C x H x W) differ most."""
+    h, w = a.shape[-2:]
+    ch, cw = min(side, h), min(side, w)
+    diff = (a.float() - b.float()).abs().mean(0, keepdim=True)[None]
+    stride = max(1, min(ch, cw) // 4)
+    mean = F.avg_pool2d(diff, (ch, cw), stride=stride)[0, 0]   # the mean difference of each window
+    i = int(torch.argmax(mean))
+    return (i % mean.shape[1]) * stride, (i // mean.shape[1]) * stride, cw, ch
+
+
+def _sample(s):
+    clean = _image(s["clean"])
+    h, w = clean.shape[-2:]
+    baselines = s.get("baselines") or {}
+    metrics = s.get("metrics") or {}
+    best = best_baseline(metrics, baselines)
+    views = [("damaged", _image(s["damaged"], (h, w))),
+             *([(best, _image(baselines[best], (h, w)))] if best else []),
+             ("restored", _image(s["restored"], (h, w))), ("clean", clean)]
+    scale = min(1.0, MAX_SIDE / max(w, h))    # one scale for all, so the pictures align
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    pictures = [(label, _uri(img, size), None if label == "clean" else _uri(_error(img, clean), size))
+                for label, img in views]
+    mask = s.get("mask")
+    mask = None if mask is None or not bool(torch.as_tensor(mask).any()) else _image(torch.as_tensor(mask).float(), (h, w))
+    other = views[1][1] if best else views[0][1]   # no baseline: where the model changed the input most
+    box = zoom_box(views[-2][1], other)
+    name = esc(s.get("name", ""))
+    key, gain = psnr_gain(metrics)
+    gain_text = f"{fmt(gain, sign=True)} dB {LABELS[key]}" if key else "no PSNR"
+    keys = [k for k in LABELS if any(k in (v or {}) for v in metrics.values())]
+    keys += sorted({k for v in metrics.values() for k in (v or {}) if k not in keys})
+    model, inp = metrics.get("model") or {}, metrics.get("input") or {}
+    gains = {k: number(model[k]) - number(inp[k]) for k in keys if k in model and k in inp} or None
+    best_of = summary.best_baselines({m: v for m, v in metrics.items() if isinstance(v, dict)}, keys) if "model" in metrics else {}
+    table = table_html([(m, v or {}) for m, v in metrics.items()], keys, gains, best_of) if metrics else ""
+    tools = '<label><input type="checkbox" class="show-errors"> error map (|x − clean| ×4)</label>'
+    if mask is not None:
+        tools += ' <label><input type="checkbox" class="show-mask"> mask (red: missing)</label>'
+    return (f'<article class="sample" data-gain="{_js_number(gain)}" data-name="{name}">'
+            f'<h3>{name} <span class="gain {gain_class(gain)}">{gain_text}</span></h3>'
+            + _frame(pictures, size, (w, h), name, mask, box)
+            + f'<div class="tools">{tools}</div>' + _zooms(views, box, best, name) + f"{table}</article>")
+
+
+def _frame(pictures, size, full, name, mask, box):
+    """N stacked pictures, picture k visible between dividers k and k+1 (positions --p1 .. --pN-1)."""
+    w, h = size
+    shown = w * max(1, math.ceil(MIN_SHOWN / max(w, h)))    # whole multiples keep pixels square and honest
+    n = len(pictures)
+    pos = [round(100 * k / n, 2) for k in range(1, n)]
+    style = "".join(f"--p{k + 1}:{p}%;" for k, p in enumerate(pos)) + f"width:min(100%,{shown}px);aspect-ratio:{w}/{h}"
+    parts = []
+    for k, (label, src, err) in enumerate(pictures):
+        clip = f' style="clip-path:inset(0 calc(100% - var(--p{k + 1})) 0 0)"' if k < n - 1 else ""
+        data = f' data-err="{err}"' if err else ""
+        parts.append(f'<img class="view" src="{src}"{data}{clip} alt="{esc(label)}: {name}">')
+    parts.reverse()   # the last (clean) at the bottom, the first (damaged) on top
+    if mask is not None:
+        parts.append(f'<img class="mask" hidden src="{_uri(_mask_rgba(mask), size, png=True)}" alt="mask: {name}">')
+    x, y, bw, bh = box
+    fw, fh = full
+    parts.append(f'<div class="zoombox" style="left:{100 * x / fw:.3f}%;top:{100 * y / fh:.3f}%;'
+                 f'width:{100 * bw / fw:.3f}%;height:{100 * bh / fh:.3f}%" title="the 1:1 crops below"></div>')
+    for k in range(1, n):
+        parts.append(f'<div class="bar" style="left:var(--p{k})" aria-hidden="true"></div>')
+    for k, (label, _, _) in enumerate(pictures):
+        left = f"var(--p{k})" if k else "0%"
+        parts.append(f'<span class="lab" data-band="{k}" style="left:calc({left} + 4px)">{esc(label)}</span>')
+    ranges = "".join(f'<input type="range" min="0" max="100" step="any" value="{p}" data-divider="{k + 1}" '
+                     f'aria-label="{esc(pictures[k][0])} | {esc(pictures[k + 1][0])} divider, {name}">'
+                     for k, p in enumerate(pos))
+    legend = " | ".join(esc(f"{label} (best baseline)" if k == 1 and n == 4 else label) for k, (label, _, _) in enumerate(pictures))
+    return (f'<p class="legend">{legend}: drag anywhere to move the nearest divider</p>'
+            f'<div class="quad{" pixelated" if shown > w else ""}" style="{style}" data-n="{n}">{"".join(parts)}</div>'
+            f'<div class="dividers" style="width:min(100%,{shown}px)">{ranges}</div>')
+
+
+def _zooms(views, box, best, name):
+    x, y, w, h = box
+    clean = views[-1][1][:, y:y + h, x:x + w]
+    crops = []
+    for label, img in views:
+        crop = img[:, y:y + h, x:x + w]
+        err = "" if label == "clean" else f' data-err="{_uri(_error(crop, clean), None, png=True)}"'
+        caption = f"{label} (best baseline)" if label == best else label
+        crops.append(f'<figure><img class="zoom" width="{w}" height="{h}" src="{_uri(crop, None, png=True)}"{err} '
+                     f'alt="{esc(caption)} 1:1: {name}"><figcaption>{esc(caption)}</figcaption></figure>')
+    why = f"the model differs most from {best}" if best else "the model changed the damaged input most"
+    return (f'<details class="zooms" open><summary>1:1 crops ({w}×{h} px at x {x}, y {y}): where {esc(why)}</summary>'
+            f'<div class="crops">{"".join(crops)}</div></details>')
+
+
+def _image(img, size=None):
+    """3 x H x W float in [0, 1] (a batch of one or a gray image accepted), resized to `size` (h, w)
+    by nearest neighbour when it differs: a low-resolution input keeps its honest pixel blocks."""
+    img = torch.as_tensor(img).detach().float().cpu()
+    img = img[0] if img.dim() == 4 else img
+    img = img.expand(3, -1, -1) if img.shape[0] == 1 else img[:3]
+    if size is not None and tuple(img.shape[-2:]) != tuple(size):
+        img = F.interpolate(img[None], size=size, mode="nearest")[0]
+    return img.clamp(0, 1)
+
+
+def _error(img, clean):
+    return ((img - clean).abs().mean(0, keepdim=True) * ERROR_GAIN).clamp(0, 1).expand(3, -1, -1)
+
+
+def _mask_rgba(mask):
+    alpha = (mask[0] > 0.5).numpy().astype("uint8") * 140
+    rgba = Image.new("RGBA", (mask.shape[-1], mask.shape[-2]), (255, 32, 32, 0))
+    rgba.putalpha(Image.fromarray(alpha, "L"))
+    return rgba
+
+
+def _uri(img, size, png=False):
+    im = img if isinstance(img, Image.Image) else to_pil(img)
+    if size is not None and im.size != size:
+        im = im.resize(size, Image.NEAREST if im.mode == "RGBA" else Image.LANCZOS)
+    buf = io.BytesIO()
+    if png or max(im.size) < SMALL:
+        im.save(buf, "PNG")
+        kind = "png"
+    else:
+        im.save(buf, "JPEG", quality=90, subsampling=0)   # 4:4:4: chroma subsampling would smear colour edges
+        kind = "jpeg"
+    return f"data:image/{kind};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def _js_number(v):
+    """A float as JavaScript's parseFloat reads it ('' for NaN, which sorts last)."""
+    return "" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity") if math.isinf(v) else repr(v)

@@ -111,6 +111,8 @@ def _read_jsonl(path):
 
 # -- curves --------------------------------------------------------------------------------------------
 def _curves(records, task):
+    """PNG plots: the training loss per step (with each epoch's mean), the learning rate per step, and
+    validation per epoch. Runs logged before per-step values existed are drawn per epoch."""
     if not records:
         return ""
     # A bare Figure (no pyplot) draws with Agg without touching global state: safe inside training.
@@ -118,30 +120,43 @@ def _curves(records, task):
     from matplotlib.ticker import MaxNLocator
 
     epochs = [number(r.get("epoch", i + 1)) for i, r in enumerate(records)]
+    per_step = all(isinstance(r.get("step_loss"), list) and r["step_loss"] for r in records)
+    ends = [sum(len(r["step_loss"]) for r in records[:i + 1]) for i in range(len(records))] if per_step else epochs
     terms = sorted({k for r in records for k in r if k.startswith("loss/")})
     terms = ["train_loss"] + (terms if len(terms) > 1 else [])   # a lone term is the total again
     valid = [r.get("valid") if isinstance(r.get("valid"), dict) else {} for r in records]
     lines = {"accuracy": "accuracy"} if task == "classify" else {"model": "psnr", "damaged input": "input_psnr"}
-    plots = [("Training loss", "loss", [(k.replace("train_", "train "), [r.get(k) for r in records]) for k in terms]),
-             ("Validation", "accuracy" if task == "classify" else "PSNR (dB, RGB)",
-              [(label, [v.get(k) for v in valid]) for label, k in lines.items()])]
+    x_train = "step" if per_step else "epoch"
+    loss = [(k.replace("train_", "train ") + (" (epoch mean)" if per_step else ""), ends, [r.get(k) for r in records], "o-")
+            for k in terms]
+    if per_step:
+        steps = [v for r in records for v in r["step_loss"]]
+        loss.insert(0, ("train loss (each step)", range(1, len(steps) + 1), steps, "-"))
+        lr = [("learning rate", range(1, len(steps) + 1), [v for r in records for v in r.get("step_lr") or []], "-")]
+    else:
+        lr = [("learning rate (end of epoch)", epochs, [r.get("lr") for r in records], "o-")]
+    plots = [("Training loss", x_train, "loss", loss), ("Learning rate", x_train, "lr", lr),
+             ("Validation", "epoch", "accuracy" if task == "classify" else "PSNR (dB, RGB)",
+              [(label, epochs, [v.get(k) for v in valid], "o-" if i == 0 else "o--") for i, (label, k) in enumerate(lines.items())])]
     out = []
-    for title, ylabel, series in plots:
+    for title, xlabel, ylabel, series in plots:
         fig = Figure(figsize=(6, 3.4), dpi=100, layout="constrained")
         ax = fig.add_subplot()
         drawn = 0
-        for i, (label, ys) in enumerate(series):
-            ys = [y if math.isfinite(y) else math.nan for y in map(number, ys)]   # inf cannot be drawn
-            if any(math.isfinite(y) for y in ys):
-                ax.plot(epochs, ys, "o-" if i == 0 else "o--", label=label, markersize=3)
+        for label, xs, ys, style in series:
+            ys = [y if math.isfinite(y) else math.nan for y in map(number, ys)]   # inf and skipped steps cannot be drawn
+            if len(ys) == len(xs) and any(math.isfinite(y) for y in ys):
+                thin = style == "-" and label.endswith("(each step)")
+                ax.plot(list(xs), ys, style, label=label, markersize=3, linewidth=0.8 if thin else 1.5, alpha=0.45 if thin else 1)
                 drawn += 1
         if not drawn:
             continue
-        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # steps and epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
-        out.append(f'<img class="curve" alt="{esc(title)} per epoch" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">')
+        out.append(f'<img class="curve" alt="{esc(title)} per {xlabel}" src="data:image/png;base64,'
+                   f'{base64.b64encode(buf.getvalue()).decode("ascii")}">')
     return "".join(out)

@@ -24,7 +24,6 @@ from workbench.devices import distributed
 from workbench.devices.device import memory_hint, out_of_memory, pick_device
 from workbench.errors import WorkbenchError
 from workbench.images.grid import save_grid
-from workbench.images.metrics import psnr
 from workbench.runs import lock, rundir
 from workbench.train.interrupt import StopSignals
 from workbench.train.setup import Learner, check_batch_fits, model_memory
@@ -183,6 +182,7 @@ class _Trainer(CheckpointState):
         self.model.train()
         self.sampler.set_epoch(epoch, skip=first_step)
         totals, n_steps = (self.partial.get("totals", {}), self.partial.get("steps", 0)) if first_step else ({}, 0)
+        log = {k: list(self.partial.get("log", {}).get(k, [])) if first_step else [] for k in ("loss", "lr")}  # per step
         n_images, t0 = 0, time.perf_counter()
         bar = tqdm(total=self.steps, initial=first_step, desc=f"epoch {epoch + 1}/{self.run.epochs}",
                    disable=not self.progress, leave=False)
@@ -194,7 +194,7 @@ class _Trainer(CheckpointState):
         while step < self.steps:
             if self._stop_requested():
                 bar.close()
-                self._save_mid_epoch(epoch, step, totals, n_steps)
+                self._save_mid_epoch(epoch, step, totals, n_steps, log)
                 raise _Stop
             try:
                 batch = next(batches)
@@ -209,6 +209,8 @@ class _Trainer(CheckpointState):
             step += 1
             self._note_skipped(batch)
             loss, terms, n = self.learner.step(batch, self._forward)
+            log["lr"].append(self.sched.get_last_lr()[0])
+            log["loss"].append(None if loss is None else float(loss))
             if loss is None:
                 # Skipped rather than poisoning the weights; give up if it keeps happening. The
                 # count runs on across epochs: short epochs must not reset a diverged run forever.
@@ -225,13 +227,13 @@ class _Trainer(CheckpointState):
             for k, v in {"loss": loss, **terms}.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
             rate = n_images * self.world / (time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{log['loss'][-1]:.4f}", img_s=f"{rate:.1f}")
             bar.update()
         bar.close()
         seconds = time.perf_counter() - t0
         out = {f"train_{k}" if k == "loss" else k: distributed.all_mean(v / max(n_steps, 1), self.device) for k, v in totals.items()}
         return {**out, "images_per_s": n_images * self.world / max(seconds, 1e-9), "seconds": seconds,
-                "lr": self.sched.get_last_lr()[0]}
+                "lr": self.sched.get_last_lr()[0], "step_loss": log["loss"], "step_lr": log["lr"]}
 
     def _forward(self, x, mask):
         # call_model passes the mask only to a model that takes it (an inpainter told where the holes are).
@@ -251,7 +253,8 @@ class _Trainer(CheckpointState):
         record = {"epoch": epoch + 1, **train_metrics}
         if self.rank == 0:
             self.model.eval()
-            valid, images = self.task.validate(self.model, self._noting(self.valid_loader), self.device, self.amp_dtype)
+            valid, images, self._samples = self.task.validate(self.model, self._noting(self.valid_loader), self.device,
+                                                              self.amp_dtype)
             record["valid"] = valid
             if self.run.skipped:
                 record["skipped"] = self.run.skipped
@@ -260,9 +263,6 @@ class _Trainer(CheckpointState):
             with self.stop.saving():
                 self._save(epoch + 1, valid)
             save_grid(self.run.dir, images)
-            self._samples = [{"name": n, "damaged": d, "restored": r, "clean": c,
-                              "metrics": {"model": {"psnr": psnr(r, c)}, "input": {"psnr": psnr(d, c)}}}
-                             for n, d, r, c in images]
             if self.progress:
                 tqdm.write(f"epoch {epoch + 1}/{self.run.epochs}: {self.task.summary(record)}")
         distributed.barrier()

@@ -40,14 +40,15 @@ class CheckpointState:
     def _stop_requested(self):
         return distributed.any_rank(self.stop.requested, self.device)   # one process: just the flag
 
-    def _save_mid_epoch(self, epoch, step, totals, n_steps):
+    def _save_mid_epoch(self, epoch, step, totals, n_steps, log=None):
         """last.pt after `step` steps of `epoch`: weights, optimiser, schedule, RNG and the epoch's
         running loss, so the resumed epoch logs the same numbers as an uninterrupted one."""
         self._require_finite(epoch)   # never overwrite a good last.pt with NaN weights
         if self.rank == 0:
             valid = self.run.history[-1].get("valid", {}) if self.run.history else {}
             with self.stop.saving():
-                self._save_last(self._state(epoch, valid), step, {"totals": dict(totals), "steps": n_steps})
+                partial = {"totals": dict(totals), "steps": n_steps, **({"log": log} if log else {})}
+                self._save_last(self._state(epoch, valid), step, partial)
         distributed.barrier()
         self.saved = (epoch, step)
 

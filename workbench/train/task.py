@@ -4,6 +4,7 @@ A task builds the training and validation datasets from the recipe's [data] and 
 (input, target); validation returns the metrics written to metrics.jsonl.
 """
 import math
+import sys
 
 import torch
 
@@ -12,7 +13,8 @@ from workbench.data import PairDataset
 from workbench.data.splits import recipe_splits
 from workbench.devices.device import autocast
 from workbench.errors import WorkbenchError
-from workbench.images.metrics import batch_psnr, batch_ssim
+from workbench.images.metrics import batch_psnr, batch_ssim, psnr
+from workbench.judge.baselines import for_chain
 
 SSIM_WINDOW = 11   # validation crops are at least this wide: SSIM's 11 x 11 Gaussian window must fit
 
@@ -39,6 +41,7 @@ class RestoreTask:
         data, seed = recipe["data"], recipe["recipe"]["seed"]
         (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
         self.chain = chain = recipe.degradation_chain(plugins)
+        self.plugins, self.baselines = plugins, None   # the baselines are built at the first validation
         if not chain:   # the clean image would be its own input: loss 0, PSNR inf, nothing learnt
             raise WorkbenchError(f"{recipe.source}: the recipe has no [[degradations]], so there is nothing to restore; "
                                  "add one (see `workbench list degradations`).")
@@ -61,9 +64,10 @@ class RestoreTask:
 
     @torch.no_grad()
     def validate(self, model, loader, device, amp_dtype, keep=4):
-        """Mean PSNR/SSIM over the validation set; also the first `keep` (name, damaged, restored, clean)."""
+        """Mean PSNR/SSIM over the validation set; also the first `keep` (name, damaged, restored, clean),
+        and the same images as report samples (with their mask and the classical baselines)."""
         scores = {"psnr": [], "ssim": [], "input_psnr": [], "input_ssim": [], "undamaged": []}
-        images = []
+        images, masks = [], []
         for batch in loader:
             damaged, clean = self.inputs(batch, device)
             with autocast(device, amp_dtype):
@@ -85,8 +89,28 @@ class RestoreTask:
                 if len(images) < keep:
                     name = self.valid.source.name(int(batch["index"][j]))
                     images.append((name, damaged[j].cpu(), restored[j].cpu(), clean[j].cpu()))
+                    masks.append(batch["mask"][j].cpu())
         undamaged = sum(scores.pop("undamaged"))
-        return {**{k: _mean(v) for k, v in scores.items()}, "images": len(scores["psnr"]), "undamaged": undamaged}, images
+        metrics = {**{k: _mean(v) for k, v in scores.items()}, "images": len(scores["psnr"]), "undamaged": undamaged}
+        return metrics, images, [self._sample(*image, mask) for image, mask in zip(images, masks)]
+
+    def _sample(self, name, damaged, restored, clean, mask):
+        """One report sample: the report's slider shows the best classical baseline beside the model."""
+        if self.baselines is None:
+            self.baselines = self._baselines()
+        mask = mask if mask.any() else None
+        outputs = {"model": restored, "input": damaged}
+        outputs.update({m: fn(clean, damaged, mask) for m, fn in self.baselines.items()})
+        return {"name": name, "damaged": damaged, "restored": restored, "clean": clean, "mask": mask,
+                "baselines": {m: outputs[m] for m in self.baselines},
+                "metrics": {m: {"psnr": psnr(out.clamp(0, 1), clean)} for m, out in outputs.items()}}
+
+    def _baselines(self):
+        try:
+            return for_chain(self.chain, self.plugins)
+        except WorkbenchError as e:   # `eval` says the same in one line; training goes on without them
+            print(f"warning: the report shows no classical baseline: {e}", file=sys.stderr)
+            return {}
 
 
 class ClassifyTask:
@@ -142,7 +166,7 @@ class ClassifyTask:
             losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
             correct += (logits.argmax(1) == y).sum().item()
             total += len(y)
-        return {"accuracy": correct / max(total, 1), "loss": sum(losses) / max(total, 1)}, []
+        return {"accuracy": correct / max(total, 1), "loss": sum(losses) / max(total, 1)}, [], []
 
 
 def _mean(values):
