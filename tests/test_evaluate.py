@@ -116,6 +116,30 @@ def test_grid_command(run_cli, tmp_path, folder):
     assert im.height > 2 * 256 and im.width > 4 * 100   # damaged | bilateral | restored | clean
 
 
+def test_grid_adds_a_row_of_1to1_crops_for_photos_larger_than_a_tile(run_cli, tmp_path):
+    """A 300 x 600 photo scaled to 256 px hides a x2 model's differences; the crops below it do not."""
+    from workbench.images.grid import CAPTION, GAP
+
+    big = tmp_path / "big"
+    big.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (300, 600, 3), dtype=np.uint8)).save(big / "wide.png")
+    run = make_run(tmp_path, [{"type": "jpeg", "quality": 20}])
+    result = run_cli("grid", run, "--data", big, "-o", tmp_path / "g.png", "--device", "cpu", "--perceptual", "none")
+    assert result.exit_code == 0, result.output
+    im = np.asarray(Image.open(tmp_path / "g.png"))
+    assert im.shape[0] == 2 * (256 + CAPTION + GAP) + GAP   # the photo's row, then its crops' row
+    # the crops' row: the clean crop is the photo's own pixels, 1:1 (no scaling), somewhere in it
+    src = np.asarray(Image.open(big / "wide.png"))
+    y0 = 256 + CAPTION + GAP + GAP + CAPTION
+    row = im[y0:y0 + 256]
+    x0 = GAP + 3 * (512 + GAP)   # columns damaged | bilateral | restored | clean, each as wide as the 512 px photo
+    clean = row[:, x0:x0 + 256]
+    hits = [(y, x) for y in range(0, 300 - 255) for x in range(0, 600 - 255) if (src[y, x] == clean[0, 0]).all()
+            and (src[y:y + 256, x:x + 256] == clean).all()]
+    assert hits, "the clean crop is not a 1:1 piece of the photo"
+
+
 def test_eval_set_changes_the_damage_judged(run_cli, tmp_path, folder):
     run = make_run(tmp_path, [{"type": "jpeg", "quality": [10, 50]}])
     assert run_cli("eval", run, "--data", folder, "--set", "degradations.0.quality=90", "--json", tmp_path / "q90.json").exit_code == 0

@@ -18,6 +18,7 @@ from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.judge import perceptual, protocol
 from workbench.judge.baselines import for_chain
+from workbench.judge.pictures import prepare
 from workbench.judge.summary import best_baselines
 from workbench.runs import checkpoint, files
 
@@ -25,13 +26,15 @@ METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", *perceptual.
 
 
 def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
-             which="best", self_ensemble=False, spread=None, metrics=perceptual.DEFAULT):
+             which="best", self_ensemble=False, spread=None, metrics=perceptual.DEFAULT, report=True):
     """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images]).
     self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.infer.restore).
     spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank judges its
     share of the images; every rank returns the merged result, rank 0 alone the samples.
     metrics: the perceptual metrics to add (workbench.judge.perceptual); one that cannot run here is
-    skipped with a warning and listed in the result's "skipped_metrics"."""
+    skipped with a warning and listed in the result's "skipped_metrics".
+    report: keep the samples as the report shows them (workbench.judge.pictures.prepare: small);
+    False keeps the full-size tensors (the grid draws them)."""
     from workbench.devices.spread import Spread, in_order
     from workbench.infer.restore import restore_tensor
 
@@ -83,7 +86,8 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
         return row, notes, sample, None
 
     kept = {}   # index -> sample: the report's images stay on their rank until rank 0 asks for them
-    parts = sp.settle(lambda: _judge_share(sp.mine(images), judge, limit=limit, keep=keep, kept=kept, warn=sp.world == 1))
+    parts = sp.settle(lambda: _judge_share(sp.mine(images), judge, limit=limit, keep=keep, kept=kept, warn=sp.world == 1,
+                                           report=report))
     # 1. merge in input order, stopping where one process would have stopped (`limit` rows)
     rows, range_notes, taken = [], set(), []
     for i, (row, notes, skip) in in_order(parts):
@@ -129,7 +133,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     return result, samples
 
 
-def _judge_share(share, judge, *, limit, keep, kept, warn):
+def _judge_share(share, judge, *, limit, keep, kept, warn, report):
     """This rank's [(index, (name, loader))] -> [(index, (row, range notes, None) or (None, None, skip))].
     It stops after `limit` rows and keeps the first `keep` samples in `kept`: one process's first
     `limit` (`keep`) rows are each rank's first ones, so the merge finds all it needs."""
@@ -145,8 +149,8 @@ def _judge_share(share, judge, *, limit, keep, kept, warn):
             continue
         records.append((i, (row, sorted(notes), None)))
         n_rows += 1
-        if len(kept) < keep:
-            kept[i] = sample
+        if len(kept) < keep:   # only what the report shows: two dozen full-size 12 MP samples would not fit in memory
+            kept[i] = prepare(sample) if report else sample
     return records
 
 

@@ -33,7 +33,7 @@ def samples_html(samples):
         return '<p class="note">No sample images were given to this report.</p>'
     buttons = "".join(f'<button type="button" data-sort="{k}">{t}</button>'
                       for k, t in (("down", "sort by gain ↓"), ("up", "sort by gain ↑"), ("name", "sort by name")))
-    return f'<div class="images"><div class="sort">{buttons}</div><div class="samples">{"".join(_sample(s) for s in samples)}</div></div>'
+    return f'<div class="images"><div class="sort">{buttons}</div><div class="samples">{"".join(_sample(prepare(s)) for s in samples)}</div></div>'
 
 
 def best_baseline(metrics, baselines):
@@ -57,24 +57,40 @@ def zoom_box(a, b, side=ZOOM):
     return (i % mean.shape[1]) * stride, (i // mean.shape[1]) * stride, cw, ch
 
 
-def _sample(s):
+def prepare(s):
+    """What the report shows of a sample, small enough to keep two dozen of 12 MP photos: the pictures
+    and their error maps at the frame's size (at most MAX_SIDE), the 1:1 crops, the mask overlay (PIL
+    images), the zoom box. Error maps and crops are taken at full resolution; idempotent."""
+    if "views" in s:
+        return s
     clean = _image(s["clean"])
     h, w = clean.shape[-2:]
-    baselines = s.get("baselines") or {}
-    metrics = s.get("metrics") or {}
+    baselines, metrics = s.get("baselines") or {}, s.get("metrics") or {}
     best = best_baseline(metrics, baselines)
     views = [("damaged", _image(s["damaged"], (h, w))),
              *([(best, _image(baselines[best], (h, w)))] if best else []),
              ("restored", _image(s["restored"], (h, w))), ("clean", clean)]
     scale = min(1.0, MAX_SIDE / max(w, h))    # one scale for all, so the pictures align
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    pictures = [(label, _uri(img, size), None if label == "clean" else _uri(_error(img, clean), size))
-                for label, img in views]
+    box = zoom_box(views[-2][1], views[1 if best else 0][1])   # against the best baseline, else the damaged input
+    x, y, bw, bh = box
+    crop_clean = clean[:, y:y + bh, x:x + bw]
     mask = s.get("mask")
     mask = None if mask is None or not bool(torch.as_tensor(mask).any()) else _image(torch.as_tensor(mask).float(), (h, w))
-    other = views[1][1] if best else views[0][1]   # no baseline: where the model changed the input most
-    box = zoom_box(views[-2][1], other)
-    name = esc(s.get("name", ""))
+    return {"name": s.get("name", ""), "metrics": metrics, "best": best, "box": box, "full": (w, h),
+            "views": [(label, _pil(img, size), None if label == "clean" else _pil(_error(img, clean), size))
+                      for label, img in views],
+            "crops": [(label, _pil(img[:, y:y + bh, x:x + bw]),
+                       None if label == "clean" else _pil(_error(img[:, y:y + bh, x:x + bw], crop_clean)))
+                      for label, img in views],
+            "mask": None if mask is None else _mask_rgba(mask).resize(size, Image.NEAREST)}
+
+
+def _sample(p):
+    metrics, best, box, w, h = p["metrics"], p["best"], p["box"], *p["full"]
+    pictures = [(label, _uri(im), None if err is None else _uri(err)) for label, im, err in p["views"]]
+    size = p["views"][0][1].size
+    name = esc(p["name"])
     key, gain = psnr_gain(metrics)
     gain_text = f"{fmt(gain, sign=True)} dB {LABELS[key]}" if key else "no PSNR"
     keys = [k for k in LABELS if any(k in (v or {}) for v in metrics.values())]
@@ -84,12 +100,12 @@ def _sample(s):
     best_of = summary.best_baselines({m: v for m, v in metrics.items() if isinstance(v, dict)}, keys) if "model" in metrics else {}
     table = table_html([(m, v or {}) for m, v in metrics.items()], keys, gains, best_of) if metrics else ""
     tools = '<label><input type="checkbox" class="show-errors"> error map (|x − clean| ×4)</label>'
-    if mask is not None:
+    if p["mask"] is not None:
         tools += ' <label><input type="checkbox" class="show-mask"> mask (red: missing)</label>'
     return (f'<article class="sample" data-gain="{_js_number(gain)}" data-name="{name}">'
             f'<h3>{name} <span class="gain {gain_class(gain)}">{gain_text}</span></h3>'
-            + _frame(pictures, size, (w, h), name, mask, box)
-            + f'<div class="tools">{tools}</div>' + _zooms(views, box, best, name) + f"{table}</article>")
+            + _frame(pictures, size, (w, h), name, p["mask"], box)
+            + f'<div class="tools">{tools}</div>' + _zooms(p["crops"], box, best, name) + f"{table}</article>")
 
 
 def _frame(pictures, size, full, name, mask, box):
@@ -106,7 +122,7 @@ def _frame(pictures, size, full, name, mask, box):
         parts.append(f'<img class="view" src="{src}"{data}{clip} alt="{esc(label)}: {name}">')
     parts.reverse()   # the last (clean) at the bottom, the first (damaged) on top
     if mask is not None:
-        parts.append(f'<img class="mask" hidden src="{_uri(_mask_rgba(mask), size, png=True)}" alt="mask: {name}">')
+        parts.append(f'<img class="mask" hidden src="{_uri(mask, png=True)}" alt="mask: {name}">')
     x, y, bw, bh = box
     fw, fh = full
     parts.append(f'<div class="zoombox" style="left:{100 * x / fw:.3f}%;top:{100 * y / fh:.3f}%;'
@@ -125,19 +141,17 @@ def _frame(pictures, size, full, name, mask, box):
             f'<div class="dividers" style="width:min(100%,{shown}px)">{ranges}</div>')
 
 
-def _zooms(views, box, best, name):
+def _zooms(crops, box, best, name):
     x, y, w, h = box
-    clean = views[-1][1][:, y:y + h, x:x + w]
-    crops = []
-    for label, img in views:
-        crop = img[:, y:y + h, x:x + w]
-        err = "" if label == "clean" else f' data-err="{_uri(_error(crop, clean), None, png=True)}"'
+    figures = []
+    for label, crop, err in crops:
         caption = f"{label} (best baseline)" if label == best else label
-        crops.append(f'<figure><img class="zoom" width="{w}" height="{h}" src="{_uri(crop, None, png=True)}"{err} '
-                     f'alt="{esc(caption)} 1:1: {name}"><figcaption>{esc(caption)}</figcaption></figure>')
+        err = "" if err is None else f' data-err="{_uri(err, png=True)}"'
+        figures.append(f'<figure><img class="zoom" width="{w}" height="{h}" src="{_uri(crop, png=True)}"{err} '
+                       f'alt="{esc(caption)} 1:1: {name}"><figcaption>{esc(caption)}</figcaption></figure>')
     why = f"the model differs most from {best}" if best else "the model changed the damaged input most"
     return (f'<details class="zooms" open><summary>1:1 crops ({w}×{h} px at x {x}, y {y}): where {esc(why)}</summary>'
-            f'<div class="crops">{"".join(crops)}</div></details>')
+            f'<div class="crops">{"".join(figures)}</div></details>')
 
 
 def _image(img, size=None):
@@ -162,10 +176,12 @@ def _mask_rgba(mask):
     return rgba
 
 
-def _uri(img, size, png=False):
-    im = img if isinstance(img, Image.Image) else to_pil(img)
-    if size is not None and im.size != size:
-        im = im.resize(size, Image.NEAREST if im.mode == "RGBA" else Image.LANCZOS)
+def _pil(img, size=None):
+    im = to_pil(img)
+    return im if size is None or im.size == size else im.resize(size, Image.LANCZOS)
+
+
+def _uri(im, png=False):
     buf = io.BytesIO()
     if png or max(im.size) < SMALL:
         im.save(buf, "PNG")

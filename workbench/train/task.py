@@ -15,6 +15,7 @@ from workbench.devices.device import autocast
 from workbench.errors import WorkbenchError
 from workbench.images.metrics import batch_psnr, batch_ssim, psnr
 from workbench.judge.baselines import for_chain
+from workbench.judge.pictures import prepare
 
 SSIM_WINDOW = 11   # validation crops are at least this wide: SSIM's 11 x 11 Gaussian window must fit
 
@@ -101,9 +102,9 @@ class RestoreTask:
         mask = mask if mask.any() else None
         outputs = {"model": restored, "input": damaged}
         outputs.update({m: fn(clean, damaged, mask) for m, fn in self.baselines.items()})
-        return {"name": name, "damaged": damaged, "restored": restored, "clean": clean, "mask": mask,
-                "baselines": {m: outputs[m] for m in self.baselines},
-                "metrics": {m: {"psnr": psnr(out.clamp(0, 1), clean)} for m, out in outputs.items()}}
+        return prepare({"name": name, "damaged": damaged, "restored": restored, "clean": clean, "mask": mask,
+                        "baselines": {m: outputs[m] for m in self.baselines},
+                        "metrics": {m: {"psnr": psnr(out.clamp(0, 1), clean)} for m, out in outputs.items()}})
 
     def _baselines(self):
         try:
