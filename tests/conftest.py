@@ -27,6 +27,8 @@ def no_downloads(monkeypatch, empty_torch_home):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     monkeypatch.setenv("TORCH_HOME", str(empty_torch_home))
+    # Nor the developer's WORKBENCH_PROGRESS: tests count stderr's lines, and test_progress sets it itself.
+    monkeypatch.delenv("WORKBENCH_PROGRESS", raising=False)
 
 
 @pytest.fixture(scope="session")

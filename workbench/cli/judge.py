@@ -151,7 +151,7 @@ def grid(run_dir, outfile, data, count, seed, device, perceptual, overwrite):
 
     check_file(outfile, overwrite=overwrite, suffixes=IMAGE_SUFFIXES, inputs=data)
     result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count,
-                               metrics=perceptual, report=False)
+                               metrics=perceptual, report=False, desc="grid")
     key = result["primary"]
     shown = [m for m in perceptual if m not in result["skipped_metrics"]]
     rows = []
@@ -175,7 +175,7 @@ GRID_HEIGHT = 256   # px of each tile; the zoom row's crops are this size, so th
 def _zoom_row(s, side=GRID_HEIGHT):
     """A row of side x side crops, shown 1:1, where the model and the best baseline differ most: whole
     photos scaled to the grid's height hide the differences of a x2 model. No row for small photos."""
-    from workbench.judge.pictures import _image, best_baseline, zoom_box
+    from workbench.judge.pictures import as_rgb, best_baseline, zoom_box
 
     h, w = s["clean"].shape[-2:]
     if max(h, w) <= side:
@@ -183,7 +183,7 @@ def _zoom_row(s, side=GRID_HEIGHT):
     best = best_baseline(s["metrics"], s["baselines"])
     views = [("damaged", s["damaged"]), *([(best, s["baselines"][best])] if best else []), ("restored", s["restored"]),
              ("clean", s["clean"])]
-    views = [(label, _image(img, (h, w))) for label, img in views]
+    views = [(label, as_rgb(img, (h, w))) for label, img in views]
     x, y, cw, ch = zoom_box(views[-2][1], views[1 if best else 0][1], side)
     return [[(img[:, y:y + ch, x:x + cw], f"1:1 at x {x}, y {y}: {label}" if k == 0 else label)
              for k, (label, img) in enumerate(views)]]

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from workbench.api.pixels import to_uint8
 from workbench.data.lanes import cores
 from workbench.data.shards import COLUMNS, FORMAT, INDEX, MANIFEST, PHOTOS, VERSION
 from workbench.data.sources import open_source
+from workbench.devices import progress as bars
 from workbench.errors import WorkbenchError
 from workbench.runs import files
 
@@ -148,14 +148,13 @@ def _cuts(src, size, step, thresh, workers):
 
 
 def _write(src, tmp, *, size, step, thresh, shard_size, workers, progress, source):
-    photos, skipped = [], []
+    photos, skipped, cut = [], [], 0
     # closing(): an error here stops the pool's workers now, not when the traceback is freed
     with closing(_cuts(src, size, step, thresh, workers)) as cuts, _Shards(tmp, shard_size) as shards, \
-            tqdm(cuts, total=len(src), unit="photo", desc="prepare", file=sys.stderr,
-                 disable=None if progress else True) as bar:   # disable=None: a bar on a terminal only
+            bars.bar(cuts, total=len(src), unit="photo", desc="prepare", enabled=progress) as bar:
         for i, (crops, reason) in enumerate(bar):
             if crops is None:
-                tqdm.write(f"warning: skipped {reason}", file=sys.stderr)
+                bars.say(f"warning: skipped {reason}")
                 skipped.append((src.name(i), reason))
                 continue
             name, label = src.name(i), src.label(i)
@@ -163,6 +162,8 @@ def _write(src, tmp, *, size, step, thresh, shard_size, workers, progress, sourc
                 meta = {"photo": name, "top": top, "left": left, "label": label}
                 shards.add(png, meta, len(photos), -1 if label is None else label)
             photos.append(name)
+            cut += len(crops)
+            bar.set_postfix_str(f"{cut} sub-images", refresh=False)
     if not photos:
         raise WorkbenchError(f"none of the {len(src)} photos of {source} could be read (first: {skipped[0][1]}); see the warnings above.")
     # 3. the index and photo names, then the manifest last: a folder without it was interrupted

@@ -10,6 +10,7 @@ from workbench import recipe as recipes
 from workbench.api.contracts import capability
 from workbench.api.degradation import apply_chain
 from workbench.data.inputs import collect, load
+from workbench.devices import progress
 from workbench.errors import WorkbenchError
 from workbench.images.files import IMAGE_SUFFIXES, RGB, output_name, read_image_and_look, save_pil, write_image
 from workbench.images.grid import draw_grid
@@ -87,14 +88,14 @@ def degrade_files(chain, inputs, outdir, *, seed=0, masks=False, grid=True, over
         outputs.claim(outdir / "grid.png", "the comparison grid (or pass --no-grid)")
     outputs.check()
     results, rows = Degraded(), []
-    for i, (name, where) in enumerate(found):
+    for i, (name, where) in enumerate(progress.bar(found, desc="degrade", unit="photo")):
         try:
             # a file's own kind (gray, 16-bit, palette, transparency) is kept in its damaged copy
             clean, look = read_image_and_look(where) if isinstance(where, Path) else (load(where), RGB)
         except WorkbenchError as e:
             if len(found) == 1:
                 raise   # the only input: its own error says it all
-            print(f"warning: skipped {e}", file=sys.stderr)
+            progress.say(f"warning: skipped {e}")
             results.skipped.append((name, str(e)))
             continue
         damaged, mask, view = damage(chain, clean, np.random.default_rng([seed, i]), same_size=same_size)

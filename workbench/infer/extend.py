@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from workbench.api.contracts import capability
+from workbench.devices import progress
 from workbench.errors import WorkbenchError
 
 SIDES = ("left", "right", "top", "bottom")
@@ -70,7 +71,7 @@ def extend_image(model, img, *, side="right", times=1, strip=None, outpaint=None
     rng = np.random.default_rng(seed)
     strip_shape = list(img.shape)
     strip_shape[dim] = n
-    for step in range(times):
+    for step in progress.bar(range(times), desc="extend", unit="strip"):
         # 1. the window: the last size - n known pixels along `dim`, plus the unknown strip outside them
         edge = size + step * n if outward else total - size - step * n  # first unknown (outward) / first known index
         known = canvas.narrow(dim, edge - (size - n), size - n) if outward else canvas.narrow(dim, edge, size - n)

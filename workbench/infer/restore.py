@@ -18,6 +18,7 @@ import torch
 from workbench import recipe as recipes
 from workbench.api.contracts import MASK_HELP, call_model, capability
 from workbench.data.inputs import collect
+from workbench.devices import progress
 from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.images import masks
@@ -121,11 +122,14 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
         ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
         (wys, sum_y), (wxs, sum_x) = _windows(ys, th, h, overlap), _windows(xs, tw, w, overlap)
         out = torch.zeros(3, h, w)
-        for y, wy in zip(ys, wys):
-            for x, wx in zip(xs, wxs):
-                part = None if mask is None else mask[:, y:y + th, x:x + tw]
-                piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, self_ensemble)
-                out[:, y:y + th, x:x + tw].addcmul_(piece, wy[:, None] * wx[None, :])
+        # under a command's bar over photos, this one takes the next line and vanishes when done
+        with progress.bar(desc="tiles", total=len(ys) * len(xs), unit="tile") as tiles:
+            for y, wy in zip(ys, wys):
+                for x, wx in zip(xs, wxs):
+                    part = None if mask is None else mask[:, y:y + th, x:x + tw]
+                    piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, self_ensemble)
+                    out[:, y:y + th, x:x + tw].addcmul_(piece, wy[:, None] * wx[None, :])
+                    tiles.update()
         # The tile grid is a product of rows and columns, so sum(w) = sum_y(y) * sum_x(x): two
         # vectors instead of a full-size weight map, divided out in place (no extra image copy).
         out.div_(sum_y[:, None]).div_(sum_x)
@@ -190,7 +194,8 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     chain = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)
     opts = dict(model=model, chain=chain, tile=tile, overlap=overlap, device=dev, replace=overwrite,
                 self_ensemble=self_ensemble, warn=sp.world == 1)   # more ranks: rank 0 warns, in input order
-    parts = sp.settle(lambda: [(i, _restore_one(*job, **opts)) for i, job in sp.mine(jobs)])
+    bar = dict(desc="restore", unit="photo", leader=sp.leader)   # made inside `settle`: its failure reaches every rank
+    parts = sp.settle(lambda: [(i, _restore_one(*job, **opts)) for i, job in progress.bar(sp.mine(jobs), **bar)])
     results = Restored()
     for i, (reason, size_in, size_out) in in_order(parts):
         path, dst, _ = jobs[i]
@@ -214,7 +219,7 @@ def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, s
         hole = None if mask_path is None else masks.read_mask(mask_path, (img.shape[2], img.shape[1]))
     except WorkbenchError as e:
         if warn:
-            print(f"Warning: skipped {e}", file=sys.stderr)
+            progress.say(f"Warning: skipped {e}")
         return str(e), None, None
     size_in = (img.shape[2], img.shape[1])
     img, scale = prepare_input(img, chain)

@@ -14,6 +14,7 @@ from workbench.api.contracts import capability
 from workbench.api.degradation import apply_chain
 from workbench.data.inputs import collect, load
 from workbench.data.splits import recipe_splits
+from workbench.devices import progress
 from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.judge import perceptual, protocol
@@ -26,7 +27,7 @@ METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", *perceptual.
 
 
 def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
-             which="best", self_ensemble=False, spread=None, metrics=perceptual.DEFAULT, report=True):
+             which="best", self_ensemble=False, spread=None, metrics=perceptual.DEFAULT, report=True, desc="eval"):
     """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images]).
     self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.infer.restore).
     spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank judges its
@@ -34,7 +35,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     metrics: the perceptual metrics to add (workbench.judge.perceptual); one that cannot run here is
     skipped with a warning and listed in the result's "skipped_metrics".
     report: keep the samples as the report shows them (workbench.judge.pictures.prepare: small);
-    False keeps the full-size tensors (the grid draws them)."""
+    False keeps the full-size tensors (the grid draws them). desc: the progress bar's label."""
     from workbench.devices.spread import Spread, in_order
     from workbench.infer.restore import restore_tensor
 
@@ -86,8 +87,9 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
         return row, notes, sample, None
 
     kept = {}   # index -> sample: the report's images stay on their rank until rank 0 asks for them
+    bar = dict(desc=desc, unit="image", leader=sp.leader)
     parts = sp.settle(lambda: _judge_share(sp.mine(images), judge, limit=limit, keep=keep, kept=kept, warn=sp.world == 1,
-                                           report=report))
+                                           report=report, bar=bar))
     # 1. merge in input order, stopping where one process would have stopped (`limit` rows)
     rows, range_notes, taken = [], set(), []
     for i, (row, notes, skip) in in_order(parts):
@@ -133,24 +135,29 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     return result, samples
 
 
-def _judge_share(share, judge, *, limit, keep, kept, warn, report):
+def _judge_share(share, judge, *, limit, keep, kept, warn, report, bar):
     """This rank's [(index, (name, loader))] -> [(index, (row, range notes, None) or (None, None, skip))].
     It stops after `limit` rows and keeps the first `keep` samples in `kept`: one process's first
-    `limit` (`keep`) rows are each rank's first ones, so the merge finds all it needs."""
+    `limit` (`keep`) rows are each rank's first ones, so the merge finds all it needs.
+    bar: the options of its progress bar (workbench.devices.progress)."""
     records, n_rows = [], 0
-    for i, (name, read) in share:
-        if limit and n_rows >= limit:
-            break
-        row, notes, sample, reason = judge(i, name, read)
-        if reason is not None:
-            if warn:
-                print(f"warning: skipped {name}: {reason}", file=sys.stderr)
-            records.append((i, (None, None, {"name": name, "reason": reason})))
-            continue
-        records.append((i, (row, sorted(notes), None)))
-        n_rows += 1
-        if len(kept) < keep:   # only what the report shows: two dozen full-size 12 MP samples would not fit in memory
-            kept[i] = prepare(sample) if report else sample
+    with progress.bar(total=min(limit, len(share)) if limit else len(share), **bar) as shown:
+        for i, (name, read) in share:
+            if limit and n_rows >= limit:
+                break
+            row, notes, sample, reason = judge(i, name, read)
+            if reason is not None and limit:   # a skip is not one of the `limit` rows: one more image to judge
+                shown.total = min(shown.total + 1, len(share))
+            shown.update()
+            if reason is not None:
+                if warn:
+                    progress.say(f"warning: skipped {name}: {reason}")
+                records.append((i, (None, None, {"name": name, "reason": reason})))
+                continue
+            records.append((i, (row, sorted(notes), None)))
+            n_rows += 1
+            if len(kept) < keep:   # only what the report shows: two dozen full-size 12 MP samples would not fit in memory
+                kept[i] = prepare(sample) if report else sample
     return records
 
 

@@ -63,20 +63,20 @@ def prepare(s):
     images), the zoom box. Error maps and crops are taken at full resolution; idempotent."""
     if "views" in s:
         return s
-    clean = _image(s["clean"])
+    clean = as_rgb(s["clean"])
     h, w = clean.shape[-2:]
     baselines, metrics = s.get("baselines") or {}, s.get("metrics") or {}
     best = best_baseline(metrics, baselines)
-    views = [("damaged", _image(s["damaged"], (h, w))),
-             *([(best, _image(baselines[best], (h, w)))] if best else []),
-             ("restored", _image(s["restored"], (h, w))), ("clean", clean)]
+    views = [("damaged", as_rgb(s["damaged"], (h, w))),
+             *([(best, as_rgb(baselines[best], (h, w)))] if best else []),
+             ("restored", as_rgb(s["restored"], (h, w))), ("clean", clean)]
     scale = min(1.0, MAX_SIDE / max(w, h))    # one scale for all, so the pictures align
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     box = zoom_box(views[-2][1], views[1 if best else 0][1])   # against the best baseline, else the damaged input
     x, y, bw, bh = box
     crop_clean = clean[:, y:y + bh, x:x + bw]
     mask = s.get("mask")
-    mask = None if mask is None or not bool(torch.as_tensor(mask).any()) else _image(torch.as_tensor(mask).float(), (h, w))
+    mask = None if mask is None or not bool(torch.as_tensor(mask).any()) else as_rgb(torch.as_tensor(mask).float(), (h, w))
     return {"name": s.get("name", ""), "metrics": metrics, "best": best, "box": box, "full": (w, h),
             "views": [(label, _pil(img, size), None if label == "clean" else _pil(_error(img, clean), size))
                       for label, img in views],
@@ -154,7 +154,7 @@ def _zooms(crops, box, best, name):
             f'<div class="crops">{"".join(figures)}</div></details>')
 
 
-def _image(img, size=None):
+def as_rgb(img, size=None):
     """3 x H x W float in [0, 1] (a batch of one or a gray image accepted), resized to `size` (h, w)
     by nearest neighbour when it differs: a low-resolution input keeps its honest pixel blocks."""
     img = torch.as_tensor(img).detach().float().cpu()

@@ -8,10 +8,10 @@ import math
 import statistics
 
 import torch
-from tqdm import tqdm
 
 from workbench.data import train_loader
 from workbench.devices.device import pick_device
+from workbench.devices.progress import bar as progress_bar
 from workbench.runs.files import atomic_write
 from workbench.train.setup import Learner, check_batch_fits, model_memory
 from workbench.train.task import make_task
@@ -30,7 +30,8 @@ def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto", p
     loader, sampler = train_loader(task.train, batch_size=recipe["data"]["batch_size"], workers=recipe["data"]["workers"])
     factor = (end / start) ** (1 / max(steps - 1, 1))
     lrs, losses, avg, best, epoch = [], [], 0.0, math.inf, 0
-    bar = tqdm(total=steps, desc="lr-find", disable=not progress, leave=False)
+    # progress: a bar on a terminal or as $WORKBENCH_PROGRESS says (workbench.devices.progress); False: none
+    bar = progress_bar(total=steps, desc="lr-find", unit="step", enabled=progress)
     try:
         while len(lrs) < steps:
             sampler.set_epoch(epoch)
