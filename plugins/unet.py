@@ -69,11 +69,14 @@ class UNet(nn.Module):
       degradation's) and the net changes only the chroma, as Zhang et al. 2016 (Lab) and DeOldify
       (YUV) predict colour only. Adding one value to R, G and B moves Y by it and leaves Cb and Cr
       alone, so the output's Y is put back exactly by adding Y(input) - Y(output) to every channel.
+    chroma_gain: (with keep_luma) the share of the predicted colour a trained colorizer applies when it
+      restores or is judged, not while it trains: below 1 hedges towards gray where a colorizer trained
+      on a few photos is over-confident on others (see docs/models.md).
     """
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
                  act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=1.0,
-                 keep_weight=1.0, keep_luma=False):
+                 keep_weight=1.0, keep_luma=False, chroma_gain=1.0):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
         if not isinstance(encoder, str):
@@ -93,7 +96,11 @@ class UNet(nn.Module):
             raise ValueError(f"keep_weight = {keep_weight!r} must be a number of at least 0")
         if not isinstance(keep_luma, bool):
             raise ValueError(f"keep_luma = {keep_luma!r} must be true or false")
-        self.keep_luma = keep_luma
+        if not isinstance(chroma_gain, (int, float)) or isinstance(chroma_gain, bool) or not 0 <= chroma_gain <= 2:
+            raise ValueError(f"chroma_gain = {chroma_gain!r} must be a number from 0 to 2 (1 = the colour as predicted)")
+        if chroma_gain != 1 and not keep_luma:
+            raise ValueError("chroma_gain scales the colour a keep_luma = true colorizer predicts: set keep_luma = true")
+        self.keep_luma, self.chroma_gain = keep_luma, float(chroma_gain)
         self.widths, self.blocks, self.preact, self.norm, self.act = list(widths), blocks, preact, norm, act
         self.masked, self.detect_weight, self.keep_weight = masked, float(detect_weight), float(keep_weight)
         kw = dict(act=act, norm=norm, preact=preact)
@@ -178,11 +185,12 @@ class UNet(nn.Module):
                 raise ValueError(f"encoder {where}: the classifier has {key} = {cfg[key]!r} but the U-Net has {key} = {getattr(self, key)!r}")
         mine = {k: v for k, v in self.state_dict().items() if k.startswith(("start.", "down."))}
         rename = lambda k: "stem." + k[6:] if k.startswith("start.") else "stages." + k[5:]
-        missing = [rename(k) for k in mine if rename(k) not in state["model"]]
+        weights = checkpoint.weights(state)   # the average of the weights where the classifier kept one
+        missing = [rename(k) for k in mine if rename(k) not in weights]
         if missing:
             raise ValueError(f"encoder {where}: the checkpoint lacks {len(missing)} encoder weights, e.g. {missing[0]}")
         for k, v in mine.items():
-            src = state["model"][rename(k)]
+            src = weights[rename(k)]
             if src.shape != v.shape:
                 raise ValueError(f"encoder {where}: {rename(k)} has shape {tuple(src.shape)}, the U-Net's {k} {tuple(v.shape)}")
             v.copy_(src)  # state_dict tensors share storage with the parameters and buffers
@@ -239,7 +247,7 @@ class UNet(nn.Module):
             self._change = x - img
             return torch.addcmul(img, torch.sigmoid(self._logits).to(x.dtype), self._change)
         if self.keep_luma:
-            return _with_luma(x, _luma(img.to(x.dtype)))
+            return _with_luma(x, _luma(img.to(x.dtype)), 1.0 if self.training else self.chroma_gain)
         return x
 
 
@@ -251,10 +259,10 @@ def _luma(t):
     return LUMA[0] * t[:, :1] + LUMA[1] * t[:, 1:2] + LUMA[2] * t[:, 2:3]
 
 
-def _with_luma(x, y):
-    """`x`'s colour on luma `y`: y + k * (x - Y(x)), the chroma scaled down (k <= 1, per pixel) just
-    enough that no channel leaves [0, 1], so clamping the output later cannot change its luma."""
-    chroma = x - _luma(x)   # its luma is 0: adding it to y keeps y
+def _with_luma(x, y, gain=1.0):
+    """`x`'s colour on luma `y`: y + k * gain * (x - Y(x)), the chroma scaled down (k <= 1, per pixel)
+    just enough that no channel leaves [0, 1], so clamping the output later cannot change its luma."""
+    chroma = (x - _luma(x)) * gain   # its luma is 0: adding it to y keeps y
     room = torch.where(chroma > 0, (1 - y) / chroma.clamp_min(1e-8), torch.where(chroma < 0, y / (-chroma).clamp_min(1e-8),
                                                                                   torch.ones_like(chroma)))
     k = room.amin(dim=1, keepdim=True).clamp(0, 1)

@@ -294,6 +294,7 @@ class Trainer(CheckpointState):
         self.stop = types.SimpleNamespace(saving=contextlib.nullcontext, requested=0)
         self.rank, self.device, self.progress, self.steps = 0, torch.device("cpu"), progress, steps
         self.best, self.saved, self.partial, self.bad = -float("inf"), (0, 0), {}, 0
+        self.ema = None   # train.ema off (tests/test_ema.py covers it on)
 
     def step(self, n=1):
         for _ in range(n):

@@ -219,3 +219,27 @@ def test_keep_luma_changes_colour_only_and_stays_in_gamut():
         out = net(gray)
     assert (out - _luma(out)).abs().max() > 0.01 and out.min() >= -1e-6 and out.max() <= 1 + 1e-6
     assert torch.allclose(_luma(out), gray[:, :1], atol=1e-5)
+
+
+def test_chroma_gain_scales_the_colour_when_restoring_not_when_training():
+    import torch
+
+    from workbench_plugins.unet import UNet, _luma
+
+    torch.manual_seed(0)
+    nets = {g: UNet(widths=[8, 16], keep_luma=True, chroma_gain=g) for g in (1.0, 0.3)}
+    with torch.no_grad():
+        for p in nets[1.0].parameters():
+            p.add_(torch.randn_like(p) * 0.05)   # a mild colorizer: most pixels stay in gamut
+        nets[0.3].load_state_dict(nets[1.0].state_dict())
+        gray = (torch.rand(2, 1, 20, 24) * 0.5 + 0.25).expand(2, 3, 20, 24).contiguous()
+        full, hedged = (nets[g].eval()(gray) - gray for g in (1.0, 0.3))
+        assert full.abs().max() > 0.01
+        assert torch.allclose(hedged, 0.3 * full, atol=1e-5)   # chroma 30 %, luma the input's
+        assert torch.allclose(_luma(hedged + gray), gray[:, :1], atol=1e-5)
+        assert torch.equal(nets[0.3].train()(gray), nets[1.0].train()(gray))   # training sees the full colour
+    for bad, match in ((-0.1, "from 0 to 2"), (True, "from 0 to 2"), (2.5, "from 0 to 2")):
+        with pytest.raises(ValueError, match=match):
+            UNet(keep_luma=True, chroma_gain=bad)
+    with pytest.raises(ValueError, match="set keep_luma = true"):
+        UNet(chroma_gain=0.5)

@@ -17,12 +17,13 @@ DELAY = 1.0          # seconds of work before a bar appears: quick commands stay
 UNSIZED = (80, 24)   # columns, rows for a terminal that reports 0 x 0
 
 
-def bar(iterable=None, *, desc, total=None, unit="it", leader=None, enabled=True, leave=False):
+def bar(iterable=None, *, desc, total=None, unit="it", leader=None, enabled=True, leave=False, initial=0):
     """A tqdm bar (iterate it, or `update` and `close` it; also a context manager).
 
     leader: False on torchrun's other ranks (default: whether $RANK is 0), which show none;
     enabled: False shows none whatever $WORKBENCH_PROGRESS says (a caller's quiet mode);
-    leave: keep the finished bar (default: it vanishes, and the command's summary line says the rest).
+    leave: keep the finished bar (default: it vanishes, and the command's summary line says the rest);
+    initial: work already done (a resumed epoch's steps).
     """
     mode = _mode()
     rank0 = int(os.environ.get("RANK", "0")) == 0 if leader is None else leader
@@ -30,7 +31,8 @@ def bar(iterable=None, *, desc, total=None, unit="it", leader=None, enabled=True
     if not enabled or mode == "0" or not rank0:
         return tqdm(iterable, total=total, disable=True)
     forced = mode == "1"
-    return tqdm(iterable, desc=desc, total=total, unit=unit, file=file, leave=leave, disable=False if forced else None,
+    return tqdm(iterable, desc=desc, total=total, unit=unit, file=file, leave=leave, initial=initial,
+                disable=False if forced else None,
                 delay=0 if forced else DELAY, mininterval=0 if forced else 0.1, **_size(file))
 
 

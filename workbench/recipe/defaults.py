@@ -36,6 +36,8 @@ TRAIN = {
     "lr": 2e-3,              # peak of the one-cycle schedule, as in the lesson
     "weight_decay": 1e-2,    # AdamW default that the lesson keeps
     "grad_clip": 1.0,        # max gradient norm; 0 disables clipping
+    "ema": 0.0,              # decay of an average of the weights that validation, best.pt and restore use
+                             # (BasicSR's 0.999); 0 = off (workbench/train/ema.py; benchmarks/RESULTS.md)
     "freeze_epochs": 0,      # epochs with a pretrained encoder frozen before unfreezing it
     "steps_per_epoch": 0,    # 0 = one pass over the data; >0 caps an epoch (CI-sized runs)
     "mixed_precision": True, # bf16/fp16 autocast on CUDA; on a CPU see cpu_bf16
@@ -63,6 +65,7 @@ RANGES = {
     "train.lr": "> 0",                # a zero learning rate trains nothing; AdamW refuses a negative one
     "train.weight_decay": ">= 0",     # AdamW refuses a negative one
     "train.grad_clip": ">= 0",        # 0 disables clipping; a negative norm would mean nothing
+    "train.ema": ">= 0, < 1",         # a decay of 1 would never move from the first weights
     "train.freeze_epochs": ">= 0",
     "train.steps_per_epoch": ">= 0",  # 0 = a full pass
 }

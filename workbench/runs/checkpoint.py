@@ -82,6 +82,11 @@ def task_of(state, plugins):
     return capability(factory, "task")
 
 
+def weights(state):
+    """The weights to judge and use: the average (train.ema) where the run kept one, else the trained ones."""
+    return state["ema"] if "ema" in state else state["model"]
+
+
 def load_model(where, plugins, which="best", map_location="cpu"):
     """Rebuild the model a checkpoint was trained with and load its weights -> (model, state)."""
     from workbench.api.registry import build
@@ -89,7 +94,7 @@ def load_model(where, plugins, which="best", map_location="cpu"):
     state = load(where, which, map_location)
     _, model = build(plugins.models, model_spec(state["recipe"]), where=f"{where}: [model]")
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights(state))
     except RuntimeError as e:
         raise WorkbenchError(f"{where}: the weights do not fit the model the recipe describes ({str(e).splitlines()[0]}).") from e
     return model, state

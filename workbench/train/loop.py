@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workbench.api.contracts import call_model, capability
+from workbench.api.contracts import call_model
 from workbench.data import EpochSampler, make_loader, train_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
-from workbench.devices import distributed
+from workbench.devices import distributed, progress
 from workbench.devices.device import memory_hint, out_of_memory, pick_device
 from workbench.errors import WorkbenchError
 from workbench.images.grid import save_grid
@@ -89,6 +89,7 @@ class _Trainer(CheckpointState):
         self.model, self.opt, self.amp_dtype, self.scaler = (self.learner.model, self.learner.opt, self.learner.amp_dtype,
                                                               self.learner.scaler)
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if world > 1 else self.model
+        self.ema = self.learner.ema
         # Compiled for training only: validation crops vary in size and would recompile each time.
         self.forward = torch.compile(self.ddp) if tcfg["compile"] else self.ddp
         self.compiled_once = not tcfg["compile"]
@@ -106,6 +107,7 @@ class _Trainer(CheckpointState):
         """One line before the first step: device and precision, data, steps, and where it all goes."""
         data, tcfg = self.recipe["data"], self.recipe["train"]
         precision = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "float32"
+        precision += f", EMA of the weights {tcfg['ema']:g}" if tcfg["ema"] else ""
         ranks = f" x {self.world} processes" if self.world > 1 else ""
         images = len(np.unique(self.task.train.indices))
         done = f", from step {start * self.steps + first_step}" if start or first_step else ""
@@ -171,7 +173,7 @@ class _Trainer(CheckpointState):
         tcfg, metrics = self.recipe["train"], {}
         self._hook("on_run_start", run=self.run)
         for epoch in range(start, tcfg["epochs"]):
-            self._set_frozen(epoch < tcfg["freeze_epochs"])
+            self.learner.set_frozen(epoch < tcfg["freeze_epochs"])
             train_metrics = self._train_epoch(epoch, first_step if epoch == start else 0)
             metrics = self._end_epoch(epoch, train_metrics)
             if epoch + 1 < tcfg["epochs"] and self._stop_requested():
@@ -184,8 +186,8 @@ class _Trainer(CheckpointState):
         totals, n_steps = (self.partial.get("totals", {}), self.partial.get("steps", 0)) if first_step else ({}, 0)
         log = {k: list(self.partial.get("log", {}).get(k, [])) if first_step else [] for k in ("loss", "lr")}  # per step
         n_images, t0 = 0, time.perf_counter()
-        bar = tqdm(total=self.steps, initial=first_step, desc=f"epoch {epoch + 1}/{self.run.epochs}",
-                   disable=not self.progress, leave=False)
+        bar = progress.bar(total=self.steps, initial=first_step, desc=f"epoch {epoch + 1}/{self.run.epochs}", unit="step",
+                           enabled=self.progress, leader=self.rank == 0)
         batches, step = iter(self.loader), first_step
         if first_step:
             # Creating the loader's iterator draws from the torch RNG; the checkpoint's state was
@@ -252,8 +254,8 @@ class _Trainer(CheckpointState):
         self._require_finite(epoch)
         record = {"epoch": epoch + 1, **train_metrics}
         if self.rank == 0:
-            self.model.eval()
-            valid, images, self._samples = self.task.validate(self.model, self._noting(self.valid_loader), self.device,
+            self.learner.judged.eval()
+            valid, images, self._samples = self.task.validate(self.learner.judged, self._noting(self.valid_loader), self.device,
                                                               self.amp_dtype)
             record["valid"] = valid
             if self.run.skipped:
@@ -282,13 +284,6 @@ class _Trainer(CheckpointState):
         for batch in loader:
             self._note_skipped(batch)
             yield batch
-
-    def _set_frozen(self, frozen):
-        """Freeze a pretrained encoder for the first train.freeze_epochs epochs (lesson 25)."""
-        if not self.recipe["model"].get("encoder"):
-            return
-        for p in capability(self.model, "encoder_parameters")():
-            p.requires_grad_(not frozen)
 
     def _hook(self, name, **kw):
         if self.rank != 0:

@@ -5,16 +5,17 @@ import contextlib
 
 import torch
 
-from workbench.api.contracts import call_model
+from workbench.api.contracts import call_model, capability
 from workbench.api.registry import build
 from workbench.devices.device import autocast, autocast_dtype, host_memory, memory_hint, out_of_memory
 from workbench.errors import WorkbenchError
 from workbench.recipe import toml_value
+from workbench.train.ema import make_ema
 from workbench.train.objective import build_objective, check_mask_source
 
 
 class Learner:
-    """The trainable parts of a recipe on `device`; `step(batch)` is one optimiser step."""
+    """The trainable parts of a recipe on `device`; `step(batch)` is one optimiser step (and EMA update)."""
 
     def __init__(self, recipe, plugins, task, device):
         tcfg = recipe["train"]
@@ -22,6 +23,7 @@ class Learner:
         # 1. the model, resolved in the recipe (classes from the data) so the checkpoint can rebuild it
         recipe.cfg["model"] = task.configure_model(dict(recipe["model"]))
         name, self.model = build(plugins.models, recipe["model"], where=f"{recipe.source}: [model]")
+        self.encoder = recipe["model"].get("encoder")
         self.who = f"model '{name}' (plugin '{plugins.models.plugin_of(name)}')"   # named when it breaks the contract
         check_mask_source(self.model, task.chain)
         self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
@@ -31,6 +33,9 @@ class Learner:
         self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+        # 3. the average of the weights that validation, best.pt and restore use (None: train.ema = 0)
+        self.ema = make_ema(self.model, tcfg["ema"])
+        self.judged = self.model if self.ema is None else self.ema.module   # what validation and best.pt rate
 
     def step(self, batch, forward=None):
         """Forward, loss, backward, clip, optimiser step -> (loss, {term: value}, images); loss is
@@ -52,7 +57,16 @@ class Learner:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return loss.detach(), terms, len(x)
+
+    def set_frozen(self, frozen):
+        """Freeze a pretrained encoder for the first train.freeze_epochs epochs (lesson 25)."""
+        if not self.encoder:
+            return
+        for p in capability(self.model, "encoder_parameters")():
+            p.requires_grad_(not frozen)
 
     def _checked(self, out, x, y):
         """The model contract at train time: a tensor, and for a restorer the shape of its target."""

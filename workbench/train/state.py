@@ -13,6 +13,7 @@ from tqdm import tqdm
 from workbench.devices import distributed
 from workbench.errors import WorkbenchError
 from workbench.runs import checkpoint, files, rundir
+from workbench.train.ema import ema_state, load_ema
 
 
 class CheckpointState:
@@ -20,7 +21,8 @@ class CheckpointState:
 
     def _state(self, epochs_done, valid):
         return {"format": checkpoint.FORMAT, "model": self.model.state_dict(), "recipe": self.recipe.cfg,
-                "versions": checkpoint.versions(), "epoch": epochs_done, "metrics": valid, "task": self.task.kind}
+                "versions": checkpoint.versions(), "epoch": epochs_done, "metrics": valid, "task": self.task.kind,
+                **(ema_state(self.ema) if self.ema is not None else {})}
 
     def _save(self, epochs_done, valid):
         state = self._state(epochs_done, valid)
@@ -103,6 +105,8 @@ class CheckpointState:
         if self.rank == 0:
             files.remove_temporary(run_dir / "checkpoints")   # left by a kill during a save
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            load_ema(self.ema, state, run_dir)
         self.opt.load_state_dict(state["optimizer"])
         total = self.sched.total_steps   # of this recipe's schedule, before the checkpoint's replaces it
         self.sched.load_state_dict(state["scheduler"])
