@@ -257,3 +257,32 @@ def test_an_output_outside_the_range_is_told_once_with_whether_the_scores_stand(
     data = json.loads((run / "eval-photos.json").read_text())
     assert data["protocol"]["range_warnings"][-1] == warned[0].removeprefix("warning: ")
     assert all(len(r["output_range"]) == 4 for r in data["images"])
+
+
+def test_an_undamaged_image_is_left_out_of_every_mean(run_cli, tmp_path, folder):
+    """A gray photo to colorize is its own clean image: the input scores inf there and the model
+    whatever it adds. Every row's mean is over the same (damaged) images, and the table says which were not."""
+    from workbench_plugins.unet import UNet
+
+    gray = np.asarray(Image.open(folder / "p0.png").convert("L").convert("RGB"))
+    Image.fromarray(gray).save(folder / "gray.png")
+    net = UNet(widths=[8, 16], keep_luma=True)
+    with torch.no_grad():
+        for p in net.parameters():   # a colorizer that adds some colour everywhere
+            p.add_(torch.randn_like(p) * 0.05)
+    run = tmp_path / "run"
+    checkpoint.save({"format": 1, "model": net.state_dict(), "task": "restore", "epoch": 0,
+                     "recipe": {"recipe": {"name": "c", "seed": 0}, "data": {"train": "sample"},
+                                "model": {"type": "unet", "widths": [8, 16], "keep_luma": True},
+                                "degradations": [{"type": "grayscale"}]}}, run / "checkpoints" / "best.pt")
+    result = run_cli("eval", run, "--data", folder, "--device", "cpu", "--perceptual", "none")
+    assert result.exit_code == 0, result.output
+    data = json.loads((run / "eval-photos.json").read_text())
+    assert data["undamaged"] == ["gray.png"] and data["protocol"]["images"] == 4
+    rows = {r["name"]: r["metrics"] for r in data["images"]}
+    assert rows["gray.png"]["input"]["psnr_rgb"] == np.inf and np.isfinite(rows["gray.png"]["model"]["psnr_rgb"])
+    for method in ("model", "input"):
+        for key in ("psnr_rgb", "ssim_rgb"):
+            by_hand = np.mean([rows[n][method][key] for n in ("p0.png", "p1.png", "p2.png")])
+            assert data["mean"][method][key] == pytest.approx(by_hand, abs=1e-9)
+    assert "1 undamaged (the input is the clean image: gray.png), not in the means" in result.output

@@ -117,7 +117,12 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
             print(f"warning: value ranges differ: {note}; the scores would be meaningless (check the model's "
                   "output range).", file=sys.stderr)
     methods = list(rows[0]["metrics"])
-    mean = {m: {k: _mean([r["metrics"][m].get(k) for r in rows]) for k in METRICS if k in rows[0]["metrics"][m]} for m in methods}
+    # An image the damage left as it was (a gray photo to colorize) scores an infinite input PSNR: every
+    # method's means leave it out, as validation does, so that each row is a mean over the same images.
+    undamaged = [r["name"] for r in rows if r["metrics"]["input"].get("psnr_rgb") == math.inf]
+    judged = [r for r in rows if r["metrics"]["input"].get("psnr_rgb") != math.inf]
+    mean = {m: {k: _mean([r["metrics"][m].get(k) for r in judged]) for k in METRICS if k in rows[0]["metrics"][m]}
+            for m in methods}
     # The headline: Y, as published SR/JPEG results are; RGB where the damage keeps luma (Y would
     # rate the grayscale input as nearly perfect).
     primary = "psnr_rgb" if any(capability(d, "keeps_luma") for _, d in chain) else "psnr_y"
@@ -130,7 +135,7 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
                      "range_warnings": sorted(range_notes) + ([clamp_note(rows)] if clamp_note(rows) else [])},
         "methods": methods, "mean": mean, "primary": primary,
         "gain": {k: mean["model"][k] - mean["input"][k] for k in mean["model"]},
-        "images": rows, "skipped": skipped, "skipped_metrics": scorers.skipped,
+        "images": rows, "skipped": skipped, "skipped_metrics": scorers.skipped, "undamaged": undamaged,
     }
     return result, samples
 
@@ -248,6 +253,8 @@ def table(result):
                  f"SSIM of Wang et al. (scikit-image, Gaussian 11x11, sigma 1.5); seed {p['seed']}"
                  + ("; model self-ensembled over 8 flips and turns" if p.get("self_ensemble") else "")
                  + (f"; {len(result['skipped'])} skipped" if result["skipped"] else "")
+                 + (f"; {len(result['undamaged'])} undamaged (the input is the clean image: {', '.join(result['undamaged'][:3])}"
+                    f"{', ...' if len(result['undamaged']) > 3 else ''}), not in the means" if result.get("undamaged") else "")
                  + "".join(f"; {m.upper()} skipped (weights missing)" for m in result.get("skipped_metrics", {})))
     return "\n".join(lines)
 
