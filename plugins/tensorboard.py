@@ -7,6 +7,7 @@ the worked example of an event plugin: four hooks, state kept per run directory.
 import importlib.util
 
 from workbench import hookimpl
+from workbench_plugins.tracking import scalars, steps
 
 IMAGES = 4   # validation images logged per epoch, as damaged | restored | clean strips
 _writers = {}
@@ -30,14 +31,11 @@ def on_epoch_end(run, epoch, metrics):
     writer = _writers.get(str(run.dir))
     if writer is None:
         return
-    for key, value in _scalars(metrics):
+    for key, value in scalars(metrics):
         writer.add_scalar(key, value, epoch)
-    # Per step too, on a global step axis (epochs of equal length, as a run's are)
-    for key in ("step_loss", "step_lr"):
-        values = metrics.get(key) or []
-        for i, value in enumerate(values):
-            if value is not None:
-                writer.add_scalar(f"step/{key[5:]}", value, (epoch - 1) * len(values) + i + 1)
+    for step, values in steps(epoch, metrics):   # per step too, on a global step axis
+        for key, value in values.items():
+            writer.add_scalar(key, value, step)
     writer.flush()
 
 
@@ -57,12 +55,3 @@ def on_run_end(run, metrics):
     writer = _writers.pop(str(run.dir), None)
     if writer is not None:
         writer.close()
-
-
-def _scalars(metrics, prefix=""):
-    """Flatten {"train_loss": .., "valid": {"psnr": ..}} into ("train_loss", ..), ("valid/psnr", ..)."""
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            yield from _scalars(value, f"{prefix}{key}/")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
-            yield f"{prefix}{key}", float(value)

@@ -55,7 +55,8 @@ def test_builtin_degradations_pass(name):
                                        "odd/tiny/non-square sizes", "mask", "chains", "speed", "baselines and scale"]
 
 
-@pytest.mark.parametrize("name", ALL.models.names())
+# `published` needs a weights file to build (tests/test_published.py checks it on small published nets)
+@pytest.mark.parametrize("name", [n for n in ALL.models.names() if n != "published"])
 def test_builtin_models_pass(name):
     rows = only(name, "model")
     assert not failed(rows), format_rows(name, "model", rows)

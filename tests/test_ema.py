@@ -5,12 +5,14 @@ import signal
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from test_reliability import TINY
 from torch import nn
 
 from workbench import recipe as recipes
 from workbench.api import registry as plugin_manager
 from workbench.errors import WorkbenchError
+from workbench.infer.export import export_run
 from workbench.judge.evaluate import evaluate
 from workbench.runs import checkpoint, rundir
 from workbench.train.ema import make_ema
@@ -82,6 +84,9 @@ def test_validation_best_and_eval_use_the_average(tmp_path):
     assert best["metrics"]["psnr"] == max(logged["on"]) and "ema" in best
     model, _ = checkpoint.load_model(runs["on"], plugins)
     assert all(torch.equal(v, best["ema"][k]) for k, v in model.state_dict().items())
+    export_run(runs["on"], tmp_path / "model.safetensors", plugins=plugins)   # what ships is the average too
+    shipped = load_file(tmp_path / "model.safetensors")
+    assert shipped.keys() == best["ema"].keys() and all(torch.equal(shipped[k], best["ema"][k]) for k in shipped)
     judged = evaluate(runs["on"], plugins, device="cpu", metrics=(), report=False)[0]["mean"]["model"]["psnr_rgb"]
     best["ema"] = best["model"]   # the same checkpoint without its average
     checkpoint.save(best, runs["on"] / "checkpoints" / "best.pt")

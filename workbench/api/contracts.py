@@ -116,6 +116,29 @@ class Model:
         """The parameters of a pretrained encoder, frozen for `train.freeze_epochs` epochs (lesson 25)."""
         return ()
 
+    @property
+    def upscale(self):
+        """The factor a model enlarges its input by: 1 for restorers that see the bicubic-upsampled image
+        (lesson 25); s for a published super-resolution net, which `eval` feeds the low-res image itself."""
+        return 1
+
+    @property
+    def tiles(self):
+        """False: the model wants whole images (its context spans the image), so `restore` and `eval` say
+        so when they cut a photo larger than --tile into tiles."""
+        return True
+
+    @property
+    def label(self):
+        """A short name for the tables that list it, e.g. a published model's 'ESRGAN x2'."""
+        return type(self).__name__
+
+    @staticmethod
+    def from_state_dict(params, state_dict):
+        """Read on the class: the model rebuilt from a checkpoint's weights and its [model] `params`, for an
+        architecture its weights describe; None: the engine builds it from `params` alone."""
+        return None
+
 
 class Loss:
     """Scores a restoration: `loss(output, target)` -> a 0-dim tensor, zero for identical inputs,
@@ -145,7 +168,7 @@ def capabilities(kind):
     cls = CONTRACTS[kind]
     # ASCII names only: a tool that rewrites classes (mutmut adds `xǁClassǁname…` members) adds none of ours
     return {name: inspect.getdoc(member).split("\n")[0] for name, member in vars(cls).items()
-            if not name.startswith("_") and name.isascii() and isinstance(member, (property, type(capabilities)))}
+            if not name.startswith("_") and name.isascii() and isinstance(member, (property, staticmethod, type(capabilities)))}
 
 
 _OWNERS = {name: cls for kind, cls in CONTRACTS.items() for name in capabilities(kind)}   # `task`: same default on both
@@ -175,6 +198,8 @@ def capability(obj, name):
         value = getattr(obj, name)
     except AttributeError:
         member = vars(_OWNERS[name])[name]
+        if isinstance(member, staticmethod):   # from_state_dict: asked of a factory, before there is a model
+            return member.__func__
         return member.fget(obj) if isinstance(member, property) else functools.partial(member, obj)
     return value.fget(obj) if isinstance(value, property) else value   # a property read on a class
 

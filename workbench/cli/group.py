@@ -10,6 +10,7 @@ from workbench.api import registry as plugin_manager
 from workbench.cli import author as cli_author
 from workbench.cli import compare as cli_compare
 from workbench.cli import data as cli_data
+from workbench.cli import export as cli_export
 from workbench.cli import judge as cli_judge
 from workbench.cli import prepare as cli_prepare
 from workbench.cli import train as cli_train
@@ -102,7 +103,7 @@ def recipes():
 # The other commands live in small modules by theme; the group gathers them.
 for _command in (cli_data.degrade, cli_data.batch, cli_train.run, cli_train.lr_find_cmd, cli_judge.eval_cmd,
                  cli_compare.compare, cli_judge.grid, cli_judge.restore, cli_judge.extend, cli_author.new, cli_author.check,
-                 cli_prepare.prepare):
+                 cli_prepare.prepare, cli_export.export):
     cli.add_command(_command)
 
 

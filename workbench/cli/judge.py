@@ -25,9 +25,22 @@ def _perceptual(ctx, param, value):
 PERCEPTUAL = click.option("--perceptual", default="lpips", show_default=True, callback=_perceptual,
                           help="Perceptual metrics, lower is better: lpips, dists, lpips,dists or none (weights: docs/commands.md).")
 
+# A published model's weights file (docs/models.md#published-restorers-spandrel) where a run would go, or beside it
+WEIGHTS = click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+                       help="A published model's .pth or .safetensors file (Real-ESRGAN, SwinIR, ...) instead of RUN_DIR.")
+RECIPE = click.option("--recipe", "recipe_spec", metavar="RECIPE",
+                      help="With --weights: the recipe (name or .toml file) whose damage to judge it on, e.g. superres.")
+BASELINE = click.option("--baseline", "baseline_weights", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                        help="A published model's weights file judged beside the model as a baseline row (repeatable).")
+
+
+def _run_or_weights(run_dir, weights):
+    if run_dir is None and weights is None:
+        raise click.UsageError("give a RUN_DIR, or a published model's file with --weights FILE (and --recipe NAME).")
+
 
 @click.command("eval")
-@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("run_dir", required=False, type=click.Path(exists=True))
 @click.option("--data", multiple=True, help="Folder(s) or files of full-size clean images (default: the run's validation images).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the results to this JSON file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Judge at other damage, e.g. degradations.0.quality=10.")
@@ -39,8 +52,12 @@ PERCEPTUAL = click.option("--perceptual", default="lpips", show_default=True, ca
               "from --data and --set; without --data the run's validation, eval.json).")
 @SELF_ENSEMBLE
 @PERCEPTUAL
+@WEIGHTS
+@RECIPE
+@BASELINE
 @OVERWRITE
-def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble, perceptual, section, overwrite):
+def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_ensemble, perceptual, section, weights,
+             recipe_spec, baseline_weights, overwrite):
     """Measure a trained restorer against the damaged input and classical baselines (PSNR, SSIM, LPIPS)."""
     from workbench.judge.evaluate import evaluate, safe_name, section_name, table, write_json
     from workbench.runs.outputs import check_file
@@ -51,18 +68,20 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
             raise WorkbenchError("--name is empty; give a name such as Set14, or leave it out.")
     else:
         section = section_name(data, overrides, self_ensemble)
+    _run_or_weights(run_dir, weights)
     if json_out:   # before the work, not after it: an evaluation is never lost to a bad --json
         check_file(json_out, overwrite=overwrite)
     with _ranks(device) as sp:
         result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop,
                                    device=sp.device, tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble, spread=sp,
-                                   metrics=perceptual)
+                                   metrics=perceptual, weights=weights, recipe_spec=recipe_spec,
+                                   baseline_weights=baseline_weights)
         if not sp.leader:
             return   # under torchrun rank 0 alone prints and writes
         click.echo(table(result))   # first: whatever happens to the files, the numbers are on the screen
         if json_out:
             write_json(result, json_out, replace=overwrite)
-        if Path(run_dir).is_dir():   # a bare checkpoint file has no run directory to write into
+        if run_dir and Path(run_dir).is_dir():   # a checkpoint or weights file has no run directory to write into
             _write_run_files(run_dir, result, samples, section)
 
 
@@ -104,8 +123,8 @@ def _write_run_files(run_dir, result, samples, section):
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True))
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("run_dir", required=False, type=click.Path())
+@click.argument("inputs", nargs=-1)
 @click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False), help="Folder for the restored photos (same names).")
 @click.option("--tile", type=click.IntRange(0), default=512, show_default=True, help="Tile side in pixels; 0 = whole image at once.")
 @click.option("--overlap", type=click.IntRange(0), default=32, show_default=True, help="Pixels blended between neighbouring tiles.")
@@ -113,18 +132,27 @@ def _write_run_files(run_dir, result, samples, section):
 @click.option("--mask", type=click.Path(), default=None,
               help="For inpainting runs: a mask image (white = missing pixels), or a folder of masks named as the photos.")
 @SELF_ENSEMBLE
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+              help="Restore with a published model's .pth or .safetensors file instead of a run: every argument is an INPUT.")
 @OVERWRITE
-def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble, overwrite):
-    """Restore real photos of any size with a trained run (its best checkpoint).
+def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble, weights, overwrite):
+    """Restore real photos of any size with a trained run (its best checkpoint), or with --weights FILE.
 
     Super-resolution runs take real low-res photos: they are upsampled by the recipe's scale first,
-    so the output is that many times larger.
+    so the output is that many times larger; a published super-resolution net enlarges them itself.
     """
     from workbench.infer.restore import restore_files
 
+    if weights:   # no run: the first argument is a photo too
+        run_dir, inputs = None, tuple(x for x in (run_dir, *inputs) if x is not None)
+    if not inputs:
+        raise click.UsageError("give RUN_DIR and at least one INPUT (or --weights FILE and the inputs).")
+    if run_dir is not None and not Path(run_dir).exists():
+        raise click.BadParameter(f"Path '{run_dir}' does not exist.", param_hint="'RUN_DIR'")
+
     with _ranks(device) as sp:
         done = restore_files(run_dir, inputs, outdir, mask=mask, tile=tile, overlap=overlap, device=sp.device,
-                             plugins=get_plugins(), self_ensemble=self_ensemble, spread=sp, overwrite=overwrite)
+                             plugins=get_plugins(), self_ensemble=self_ensemble, spread=sp, overwrite=overwrite, weights=weights)
         if not sp.leader:
             return   # under torchrun rank 0 alone prints the merged list
         for src, dst, size_in, size_out in done:
@@ -134,24 +162,29 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble,
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("run_dir", required=False, type=click.Path(exists=True))
 @click.option("-o", "--out", "outfile", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
 @click.option("--data", multiple=True, help="Folder(s) of clean images (default: the run's validation images).")
 @click.option("-n", "count", type=click.IntRange(1, 64), default=6, show_default=True, help="Images (rows).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the per-image damage.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @PERCEPTUAL
+@WEIGHTS
+@RECIPE
+@BASELINE
 @OVERWRITE
-def grid(run_dir, outfile, data, count, seed, device, perceptual, overwrite):
+def grid(run_dir, outfile, data, count, seed, device, perceptual, weights, recipe_spec, baseline_weights, overwrite):
     """Rows of damaged | baselines | restored | clean, labelled with PSNR (Y; RGB for colorization) and LPIPS."""
     from workbench.images.files import IMAGE_SUFFIXES, save_pil
     from workbench.images.grid import draw_grid
     from workbench.judge.evaluate import evaluate
     from workbench.runs.outputs import check_file
 
+    _run_or_weights(run_dir, weights)
     check_file(outfile, overwrite=overwrite, suffixes=IMAGE_SUFFIXES, inputs=data)
     result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count,
-                               metrics=perceptual, report=False, desc="grid")
+                               metrics=perceptual, report=False, desc="grid", weights=weights, recipe_spec=recipe_spec,
+                               baseline_weights=baseline_weights)
     key = result["primary"]
     shown = [m for m in perceptual if m not in result["skipped_metrics"]]
     rows = []

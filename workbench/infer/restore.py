@@ -27,6 +27,7 @@ from workbench.runs import files
 from workbench.runs.checkpoint import load_model, task_of
 from workbench.runs.files import WriteError
 from workbench.runs.outputs import Outputs
+from workbench.runs.weightfile import describe, load_weights, tiling_note
 
 MIN_CORE = 16  # a tile keeps at least this many unblended pixels between its two ramps
 # The dihedral group of the square: (quarter turns, mirrored first). The first view is the image as is.
@@ -95,8 +96,9 @@ def _unview(t, turns, mirror):
 
 def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu", clamp=True,
                    self_ensemble=False):
-    """Restore a 3 x H x W float image in [0, 1] -> 3 x H x W float32 on the CPU, clamped to [0, 1]
-    (clamp=False keeps the raw output, so `eval` can check its value range).
+    """Restore a 3 x H x W float image in [0, 1] -> 3 x sH x sW float32 on the CPU, clamped to [0, 1]
+    (clamp=False keeps the raw output, so `eval` can check its value range); s is the model's `upscale`,
+    1 but for a published super-resolution net that enlarges the photo itself.
 
     mask: bool 1 x H x W, True where pixels are missing, for a model that takes it (workbench.images.masks).
     self_ensemble: average each tile's restorations in its 8 flips and quarter turns (8x the time).
@@ -112,6 +114,7 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
     model.eval().to(device)
     img = img.float().cpu()
     _, h, w = img.shape
+    s = int(capability(model, "upscale"))
     # no_grad, not inference_mode: callers may update the result in place outside inference mode.
     with torch.no_grad():
         if tile == 0 or (h <= tile and w <= tile):
@@ -120,15 +123,17 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
             return out.clamp(0, 1) if clamp else out.clone()
         th, tw = min(h, tile), min(w, tile)
         ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-        (wys, sum_y), (wxs, sum_x) = _windows(ys, th, h, overlap), _windows(xs, tw, w, overlap)
-        out = torch.zeros(3, h, w)
+        # blended at the output's resolution: every offset and width s times the input's
+        (wys, sum_y), (wxs, sum_x) = (_windows([y * s for y in ys], th * s, h * s, overlap * s),
+                                      _windows([x * s for x in xs], tw * s, w * s, overlap * s))
+        out = torch.zeros(3, h * s, w * s)
         # under a command's bar over photos, this one takes the next line and vanishes when done
         with progress.bar(desc="tiles", total=len(ys) * len(xs), unit="tile") as tiles:
             for y, wy in zip(ys, wys):
                 for x, wx in zip(xs, wxs):
                     part = None if mask is None else mask[:, y:y + th, x:x + tw]
                     piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, self_ensemble)
-                    out[:, y:y + th, x:x + tw].addcmul_(piece, wy[:, None] * wx[None, :])
+                    out[:, y * s:(y + th) * s, x * s:(x + tw) * s].addcmul_(piece, wy[:, None] * wx[None, :])
                     tiles.update()
         # The tile grid is a product of rows and columns, so sum(w) = sum_y(y) * sum_x(x): two
         # vectors instead of a full-size weight map, divided out in place (no extra image copy).
@@ -155,7 +160,7 @@ class Restored(list):
 
 
 def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, device="auto", plugins=None,
-                  self_ensemble=False, spread=None, overwrite=False):
+                  self_ensemble=False, spread=None, overwrite=False, weights=None):
     """Restore image files and folders with a run's best checkpoint into `outdir`, under the same
     names (folders keep their sub-folders). An unreadable input is skipped with a warning; returns
     a `Restored` list of (input path, output path, (w, h) in, (w, h) out).
@@ -166,14 +171,19 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank restores
     its share, and every rank returns the whole merged list; rank 0 alone prints the skip warnings.
     overwrite: replace output files that exist (else the command refuses before any work).
+    weights: a published model's file to restore with instead of `run_dir` (workbench.runs.weightfile); no recipe
+    is needed: a super-resolution net enlarges the photo itself (its `upscale`), so no chain prepares it.
     """
     from workbench.api import registry as plugin_manager
     from workbench.devices.spread import Spread, in_order
 
     check_tiling(tile, overlap)  # before the slow model load
     plugins = plugins if plugins is not None else plugin_manager.load()
-    model, state = load_model(run_dir, plugins)
-    if task_of(state, plugins) == "classify":
+    if weights is None:
+        model, state = load_model(run_dir, plugins)
+    else:   # messages name the file where they would name the run
+        model, state, run_dir = load_weights(weights, plugins), None, weights
+    if state is not None and task_of(state, plugins) == "classify":
         raise WorkbenchError(f"{run_dir}: is a classifier run; it labels images and cannot restore them. "
                              "Use the run directory of a restoration recipe (superres, dejpeg, colorize, ...).")
     dev = pick_device(device) if not isinstance(device, torch.device) else device
@@ -191,7 +201,10 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     # writes before all have looked at the outputs (a rank's first file must not refuse another's).
     sp = spread or Spread()
     sp.settle(outputs.check)
-    chain = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)
+    if sp.leader:
+        tiling_note(model, tile, describe(weights, model) if weights else str(run_dir))
+    chain = [] if state is None else \
+        recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)
     opts = dict(model=model, chain=chain, tile=tile, overlap=overlap, device=dev, replace=overwrite,
                 self_ensemble=self_ensemble, warn=sp.world == 1)   # more ranks: rank 0 warns, in input order
     bar = dict(desc="restore", unit="photo", leader=sp.leader)   # made inside `settle`: its failure reaches every rank

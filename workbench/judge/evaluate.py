@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench import recipe as recipes
 from workbench.api.contracts import capability
 from workbench.api.degradation import apply_chain
 from workbench.data.inputs import collect, load
@@ -17,18 +16,21 @@ from workbench.data.splits import recipe_splits
 from workbench.devices import progress
 from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
-from workbench.judge import perceptual, protocol
+from workbench.judge import external, perceptual, protocol
 from workbench.judge.baselines import for_chain
 from workbench.judge.pictures import prepare
 from workbench.judge.summary import best_baselines
-from workbench.runs import checkpoint, files
+from workbench.runs import files
 
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", *perceptual.METRICS)
 
 
 def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, device="auto", tile=512, keep=0, limit=0,
-             which="best", self_ensemble=False, spread=None, metrics=perceptual.DEFAULT, report=True, desc="eval"):
+             which="best", self_ensemble=False, spread=None, metrics=perceptual.DEFAULT, report=True, desc="eval",
+             weights=None, recipe_spec=None, baseline_weights=()):
     """Returns (result dict as written to eval.json, [sample dicts of the first `keep` images]).
+    weights: a published model's file to judge instead of `run_dir`, on the damage of recipe `recipe_spec`;
+    baseline_weights: published models' files judged beside the model as baselines (workbench.judge.external).
     self_ensemble: judge the mean of the model over 8 flips and quarter turns (workbench.infer.restore).
     spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device` too): this rank judges its
     share of the images; every rank returns the merged result, rank 0 alone the samples.
@@ -39,11 +41,8 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     from workbench.devices.spread import Spread, in_order
     from workbench.infer.restore import restore_tensor
 
-    model, state = checkpoint.load_model(run_dir, plugins, which=which)
-    if checkpoint.task_of(state, plugins) == "classify":
-        raise WorkbenchError(f"{run_dir} is a classifier run; `workbench eval` judges restorers.")
-    # --set changes the damage to judge at (say, JPEG quality 10 for a model trained on 10-50).
-    recipe = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins, overrides)
+    model, state, recipe, who = external.open_restorer(run_dir, plugins, weights=weights, recipe_spec=recipe_spec,
+                                                       overrides=overrides, which=which)
     chain = recipe.degradation_chain(plugins)
     scale = _scale(chain)
     crop = (scale if scale > 1 else 0) if crop is None else crop
@@ -52,6 +51,11 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     baselines = for_chain(chain, plugins)
     images, skipped = _images(data, recipe)
     sp = spread or Spread()
+    feed = external.feeder(model, chain, who)   # a net that enlarges the photo itself is fed the low-res image
+    if sp.leader:
+        external.tiling_note(model, tile, who)
+    baselines.update(external.baselines(baseline_weights, chain, plugins, device=device, tile=tile, warn=sp.leader,
+                                        taken={"model", "input", *baselines}))
     scorers = perceptual.Scorers(metrics, device)
     if sp.leader:
         for name, why in scorers.skipped.items():
@@ -70,7 +74,8 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
         # Seeded by the image's place in the whole list, not in this rank's share: any split judges alike.
         damaged, mask = apply_chain(chain, clean, np.random.default_rng([seed, i]))
         # A model that takes the mask is told where the damage is, as Telea is (workbench.images.masks).
-        raw = restore_tensor(model, damaged, mask=mask, tile=tile, device=device, clamp=False, self_ensemble=self_ensemble)
+        raw = restore_tensor(model, feed(clean, damaged), mask=mask, tile=tile, device=device, clamp=False,
+                             self_ensemble=self_ensemble)
         notes = [n for n in protocol.range_warnings({"input": damaged, "output": raw, "target": clean})
                  if not n.startswith("output spans [")]   # an output outside [0, 1]: told once, from output_range
         outputs = {"model": raw.clamp(0, 1), "input": damaged}
@@ -127,7 +132,8 @@ def evaluate(run_dir, plugins, *, data=(), overrides=(), seed=0, crop=None, devi
     # rate the grayscale input as nearly perfect).
     primary = "psnr_rgb" if any(capability(d, "keeps_luma") for _, d in chain) else "psnr_y"
     result = {
-        "run": str(run_dir), "recipe": recipe.name, "task": "restore", "checkpoint": which,
+        "run": str(run_dir if weights is None else weights), "recipe": recipe.name, "task": "restore",
+        "checkpoint": which if weights is None else None,
         "epoch": state.get("epoch"), "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "protocol": {**protocol.DESCRIPTION, "crop": crop, "seed": seed, "self_ensemble": bool(self_ensemble),
                      "degradations": " -> ".join(repr(d) for _, d in chain), "modcrop": scale,
@@ -230,15 +236,16 @@ def safe_name(text):
 def table(result):
     """The terminal summary: mean per method, then the model's gain over the input."""
     cols = [k for k in METRICS if k in result["mean"]["model"]]
-    head = f"{'method':<16}" + "".join(f"{c:>11}" for c in cols)
+    w = max(16, *(len(m) + 2 for m in result["methods"]))   # a published baseline's row names its file
+    head = f"{'method':<{w}}" + "".join(f"{c:>11}" for c in cols)
     lines = [head, "-" * len(head)]
     for m in result["methods"]:
-        lines.append(f"{m:<16}" + "".join(f"{_fmt(result['mean'][m].get(c), c):>11}" for c in cols))
-    lines.append(f"{'model - input':<16}" + "".join(f"{_fmt(result['gain'].get(c), c, sign=True):>11}" for c in cols))
+        lines.append(f"{m:<{w}}" + "".join(f"{_fmt(result['mean'][m].get(c), c):>11}" for c in cols))
+    lines.append(f"{'model - input':<{w}}" + "".join(f"{_fmt(result['gain'].get(c), c, sign=True):>11}" for c in cols))
     best = best_baselines(result["mean"], cols)
     if best:   # each metric against its own best baseline: the question a user asks of a restorer
         model = result["mean"]["model"]
-        lines.append(f"{'model - best':<16}" + "".join(
+        lines.append(f"{'model - best':<{w}}" + "".join(
             f"{_fmt(model.get(c) - best[c][1], c, sign=True) if c in best else '-':>11}" for c in cols))
         named = dict.fromkeys(best[c][0] for c in cols if c in best)
         lines.append("best baseline per column: " + (next(iter(named)) if len(named) == 1 else

@@ -70,9 +70,21 @@ RANGES = {
     "train.steps_per_epoch": ">= 0",  # 0 = a full pass
 }
 
-SECTIONS = {"recipe": RECIPE, "data": DATA, "train": TRAIN}
+# Experiment trackers (the mlflow and wandb plugins): off unless named, since a tracker sends data
+# somewhere (TensorBoard, which only writes RUN_DIR/tensorboard, is on whenever it is installed).
+TRACK = {
+    "mlflow": "",            # MLflow tracking URI: "file:./mlruns" (a folder, offline) or a server URL; "" = off
+    "mlflow_experiment": "", # MLflow experiment; "" = the recipe's name
+    "wandb": "",             # Weights & Biases project; "" = off
+    "wandb_mode": "offline", # "offline" (RUN_DIR/wandb, uploaded only by `wandb sync`) or "online"
+}
+
+SECTIONS = {"recipe": RECIPE, "data": DATA, "train": TRAIN, "track": TRACK}
 # Sections that name plugin components: one table or a list of tables with `type = NAME`.
 COMPONENTS = {"degradations": ("degradations", list), "model": ("models", dict), "losses": ("losses", list)}
 # The model a recipe without a [model] table trains: the lesson's res-block U-Net (a setting, like
 # any default here; the loader fills it in, so nothing else needs the name).
 MODEL = "unet"
+# The model `--weights FILE` and `eval --baseline FILE` build from a bare weights file (a setting too): the
+# `published` plugin's, which asks spandrel what architecture the file holds.
+WEIGHTS_MODEL = "published"

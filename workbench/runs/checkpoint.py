@@ -14,6 +14,7 @@ from workbench import __version__
 from workbench.api.contracts import capability
 from workbench.errors import WorkbenchError
 from workbench.recipe import defaults
+from workbench.runs import exported
 from workbench.runs.files import atomic_write
 
 FORMAT = 1
@@ -54,6 +55,8 @@ def locate(where, which="best"):
 def load(where, which="best", map_location="cpu"):
     """Read a checkpoint safely: tensors and plain data only, never arbitrary pickled objects."""
     path = locate(where, which)
+    if path.suffix.lower() in exported.SUFFIXES:   # what `workbench export` writes: .safetensors is read, a graph refused
+        return exported.read(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -87,12 +90,24 @@ def weights(state):
     return state["ema"] if "ema" in state else state["model"]
 
 
+def rebuild(plugins, spec, state_dict, *, where):
+    """The model its checkpoint's weights describe (its `from_state_dict`: a published architecture, whose
+    original file a moved run directory may lack), or None: build it from the [model] table."""
+    factory = plugins.models.get(spec.get("type", defaults.MODEL))
+    try:
+        return capability(factory, "from_state_dict")({k: v for k, v in spec.items() if k != "type"}, state_dict)
+    except (ValueError, TypeError) as e:
+        raise WorkbenchError(f"{where}: {e}") from e
+
+
 def load_model(where, plugins, which="best", map_location="cpu"):
     """Rebuild the model a checkpoint was trained with and load its weights -> (model, state)."""
     from workbench.api.registry import build
 
     state = load(where, which, map_location)
-    _, model = build(plugins.models, model_spec(state["recipe"]), where=f"{where}: [model]")
+    model = rebuild(plugins, model_spec(state["recipe"]), weights(state), where=f"{where}: [model]")
+    if model is None:
+        _, model = build(plugins.models, model_spec(state["recipe"]), where=f"{where}: [model]")
     try:
         model.load_state_dict(weights(state))
     except RuntimeError as e:

@@ -12,7 +12,8 @@ from workbench.errors import WorkbenchError
 from workbench.runs import files, lock
 
 RUNS = Path("runs")
-OWN = ("recipe.toml", "metrics.jsonl", "checkpoints", "grid.png", "report.html", "eval.json", "tensorboard")
+OWN = ("recipe.toml", "metrics.jsonl", "checkpoints", "grid.png", "report.html", "eval.json", "tensorboard",
+       "trackers.json", "wandb")   # the MLflow/W&B run ids a resume logs into again; W&B's offline runs
 
 
 def new_run_dir(name, out, held):

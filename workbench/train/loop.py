@@ -291,5 +291,7 @@ class _Trainer(CheckpointState):
         for impl in getattr(self.plugins.pm.hook, name).get_hookimpls():
             try:
                 impl.function(**{k: kw[k] for k in impl.argnames})
+            except WorkbenchError:   # already one line that names the thing (a tracker's missing package)
+                raise
             except Exception as e:
                 raise WorkbenchError(f"plugin '{impl.plugin_name}' failed in {name}: {type(e).__name__}: {e}") from e
