@@ -69,6 +69,10 @@ class UNet(nn.Module):
       degradation's) and the net changes only the chroma, as Zhang et al. 2016 (Lab) and DeOldify
       (YUV) predict colour only. Adding one value to R, G and B moves Y by it and leaves Cb and Cr
       alone, so the output's Y is put back exactly by adding Y(input) - Y(output) to every channel.
+    drop_skips: for style transfer: leave out the skip connections of the top N levels, and the input added
+      back before the last block, so the net cannot copy the photo's fine detail and must draw it (the
+      lesson: without them "it just really wants to copy the input"); the untrained net then returns
+      black, not its input. 0 keeps them all; at most len(widths) - 1.
     chroma_gain: (with keep_luma) the share of the predicted colour a trained colorizer applies when it
       restores or is judged, not while it trains: below 1 hedges towards gray where a colorizer trained
       on a few photos is over-confident on others (see docs/models.md).
@@ -76,7 +80,7 @@ class UNet(nn.Module):
 
     def __init__(self, *, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False, norm="batch",
                  act="relu", encoder="", full_res_blocks=0, masked=False, detect=False, detect_weight=1.0,
-                 keep_weight=1.0, keep_luma=False, chroma_gain=1.0):
+                 keep_weight=1.0, keep_luma=False, chroma_gain=1.0, drop_skips=0):
         super().__init__()
         check_config(widths=widths, blocks=blocks, norm=norm, act=act)
         if not isinstance(encoder, str):
@@ -101,6 +105,12 @@ class UNet(nn.Module):
         if chroma_gain != 1 and not keep_luma:
             raise ValueError("chroma_gain scales the colour a keep_luma = true colorizer predicts: set keep_luma = true")
         self.keep_luma, self.chroma_gain = keep_luma, float(chroma_gain)
+        if not isinstance(drop_skips, int) or isinstance(drop_skips, bool) or not 0 <= drop_skips < len(widths):
+            raise ValueError(f"drop_skips = {drop_skips!r} must be a whole number from 0 to {len(widths) - 1} (one per level "
+                             "below the top of widths)")
+        if drop_skips and (masked or detect):
+            raise ValueError("drop_skips is for style transfer: a masked or detecting U-Net must see the photo it keeps")
+        self.drop_skips = drop_skips
         self.widths, self.blocks, self.preact, self.norm, self.act = list(widths), blocks, preact, norm, act
         self.masked, self.detect_weight, self.keep_weight = masked, float(detect_weight), float(keep_weight)
         kw = dict(act=act, norm=norm, preact=preact)
@@ -122,8 +132,9 @@ class UNet(nn.Module):
             # No activation after the last sum and a projection to zero: with zero_() it outputs exactly 0.
             self.up.append(ResBlock(widths[0], 3, final_act=False, project=True, **kw).zero_(identity=True))
         if cross_connections:
+            # an empty Sequential where a skip is dropped: no parameters left unused (DDP refuses those)
             self.cross = nn.ModuleList(nn.Sequential(ResBlock(w, w, **kw), conv(w, w, act=None, norm="none"))
-                                       for w in widths[:-1])
+                                       if j >= drop_skips else nn.Sequential() for j, w in enumerate(widths[:-1]))
         else:
             self.cross = None
         # end(0 + img) == img: its residual branch is zeroed and its identity path is the image itself.
@@ -232,11 +243,12 @@ class UNet(nn.Module):
                 j = len(self.up) - 1 - i
                 s = skips.pop()
                 # A cross connection ends in a plain conv, whose output autograd does not keep: add in place.
-                x = add_(self.cross[j](s), x) if self.cross is not None else x + s
+                if j >= self.drop_skips:
+                    x = add_(self.cross[j](s), x) if self.cross is not None else x + s
             if self.detector is not None and i == len(self.up) - 1:
                 logits = self.detector(x)
             x = up(x)
-        x = self.end(add_(x, x0))  # the last up block's output is a bare sum: safe to add into
+        x = self.end(add_(x, x0) if not self.drop_skips else x)  # the last up block's output is a bare sum: safe to add into
         # 4. crop (a masked U-Net: and put the known pixels back; a detecting one: correct only where it found damage)
         crop = (lambda t: t[..., top:top + h, left:left + w]) if x.shape[-2:] != (h, w) else (lambda t: t)
         x = crop(x)

@@ -243,3 +243,41 @@ def test_chroma_gain_scales_the_colour_when_restoring_not_when_training():
             UNet(keep_luma=True, chroma_gain=bad)
     with pytest.raises(ValueError, match="set keep_luma = true"):
         UNet(chroma_gain=0.5)
+
+
+def test_drop_skips_leaves_out_the_top_skips_and_the_input():
+    """drop_skips = N: the N highest-resolution skips and the input added back are gone: the untrained net
+    returns black rather than its input; a dropped level's cross connection has no weights, a kept one
+    changes the output; every parameter still gets a gradient (DDP-safe)."""
+    import torch
+
+    from workbench_plugins.unet import UNet
+
+    img = torch.rand(2, 3, 32, 32)
+    assert torch.equal(UNet(widths=[8, 16, 32]).eval()(img), img)
+    assert torch.equal(UNet(widths=[8, 16, 32], drop_skips=1).eval()(img), torch.zeros_like(img))
+    torch.manual_seed(0)
+    nets = {d: UNet(widths=[8, 16, 32], drop_skips=d, cross_connections=True) for d in (0, 1)}
+    with torch.no_grad():
+        for p in nets[0].parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+        nets[1].load_state_dict({k: v for k, v in nets[0].state_dict().items() if not k.startswith("cross.0.")})
+        assert len(nets[1].cross[0]) == 0 and len(nets[1].cross[1]) > 0
+        outs = {d: n.eval()(img) for d, n in nets.items()}
+        assert not torch.allclose(outs[0], outs[1])
+        for d, n in nets.items():   # the level-1 skip is used by both; level 0's only by drop_skips = 0
+            for j, changed in ((0, d == 0), (1, True)):
+                saved = [p.clone() for p in n.cross[j].parameters()]
+                for p in n.cross[j].parameters():
+                    p.add_(1.0)
+                assert (not torch.allclose(n(img), outs[d])) == changed, (d, j)
+                for p, v in zip(n.cross[j].parameters(), saved):
+                    p.copy_(v)
+    net = nets[1].train()
+    net(img).square().mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    for bad in (-1, 3, True, 1.5):
+        with pytest.raises(ValueError, match="drop_skips"):
+            UNet(widths=[8, 16, 32], drop_skips=bad)
+    with pytest.raises(ValueError, match="style transfer"):
+        UNet(widths=[8, 16, 32], drop_skips=1, masked=True)
