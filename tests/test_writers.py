@@ -220,7 +220,7 @@ def test_existing_outputs_are_refused_naming_three_and_counting_the_rest(tmp_pat
             out.check()
         names = ", ".join(str(p) for p in made[:min(n, 3)])
         more = " and 2 more already exist" if n == 5 else f" already {tail}"
-        assert str(e.value) == f"{names}{more}; pass --overwrite to replace them, or choose another output."
+        assert str(e.value) == f"{names}{more}; pass --overwrite to replace {'it' if n == 1 else 'them'}, or choose another output."
     out = Outputs(overwrite=True)
     out.claim(made[0])
     out.check()

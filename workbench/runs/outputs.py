@@ -51,8 +51,9 @@ class Outputs:
         if self._existing and not self.replace:
             names = ", ".join(str(p) for p in self._existing[:SHOW])
             more = f" and {len(self._existing) - SHOW} more" if len(self._existing) > SHOW else ""
-            raise WorkbenchError(f"{names}{more} already exist{'s' if len(self._existing) == 1 else ''}; pass "
-                                 "--overwrite to replace them, or choose another output.")
+            one = len(self._existing) == 1
+            raise WorkbenchError(f"{names}{more} already exist{'s' if one else ''}; pass --overwrite to replace "
+                                 f"{'it' if one else 'them'}, or choose another output.")
         for folder in sorted({p.parent for p, _ in self._claimed.values()}):
             check_folder(folder)
 
