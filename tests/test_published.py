@@ -17,6 +17,7 @@ spandrel = pytest.importorskip("spandrel")   # the `published` extra, also in th
 
 from safetensors.torch import save_file  # noqa: E402  (spandrel brings safetensors)
 from spandrel.architectures.Compact import Compact  # noqa: E402
+from test_evaluate import make_run  # noqa: E402  (an untrained U-Net run: the identity)
 
 from workbench.api import registry as plugin_manager  # noqa: E402
 from workbench.api.contracts import capability  # noqa: E402
@@ -97,17 +98,6 @@ def photo(path, h, w, mode="RGB", seed=0):
     img = np.stack([x, y, 0.5 + 0.4 * np.sin(9 * x + seed) * np.cos(7 * y)], -1) + rng.normal(0, 0.05, (h, w, 3))
     Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).convert(mode).save(path)
     return path
-
-
-def make_run(tmp_path, degradations, name="run"):
-    from workbench_plugins.unet import UNet
-
-    run = tmp_path / name
-    checkpoint.save({"format": 1, "model": UNet(widths=[8, 16]).state_dict(), "task": "restore", "epoch": 0,
-                     "recipe": {"recipe": {"name": name, "seed": 0}, "data": {"train": "sample"},
-                                "model": {"type": "unet", "widths": [8, 16]}, "degradations": degradations}},
-                    run / "checkpoints" / "best.pt")
-    return run
 
 
 def one_line_error(result, *words):
