@@ -24,3 +24,17 @@ def test_kill_9_mid_way_leaves_whole_files_and_inputs_untouched(base, kind):
     assert row["broken"] == [] and not row["inputs_changed"], row
     if kind == "run":
         assert row["run"] in ("resumed", "gone", "restarted"), row
+
+
+def test_the_checker_knows_a_whole_page_and_a_whole_report_section_from_cut_ones(tmp_path):
+    from workbench.judge.pictures import samples_html
+
+    (tmp_path / "report").mkdir()
+    whole = {"report.html": "<!doctype html><html><body>x</body></html>\n", "report/validation.html": samples_html([]),
+             "report/Set5.html": '<div class="images"><div class="samples"></div></div>'}
+    for name, text in whole.items():
+        (tmp_path / name).write_text(text)
+    assert kills.broken(tmp_path) == []
+    for name, text in whole.items():
+        (tmp_path / name).write_text(text[:len(text) // 2])
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p, _ in kills.broken(tmp_path)) == sorted(whole)
