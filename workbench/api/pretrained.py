@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from workbench.errors import WorkbenchError, suggest
+from workbench.errors import WorkbenchError, first_line, suggest
 
 NAMES = ("vgg16_bn", "resnet18", "resnet34")   # the perceptual loss's choices
 METRIC_NETS = ("alexnet", "vgg16")             # LPIPS's and DISTS's backbones (workbench.judge.perceptual)
@@ -55,7 +55,7 @@ def torchvision_backbone(name):
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise WorkbenchError(f"{path} does not hold {name} weights ({_first_line(e)}); delete it so the right file can be fetched from {url}.") from e
+        raise WorkbenchError(f"{path} does not hold {name} weights ({first_line(e)}); delete it so the right file can be fetched from {url}.") from e
     return freeze(model), normalization(name)
 
 
@@ -72,7 +72,7 @@ def _read(path):
     except pickle.UnpicklingError as e:
         raise WorkbenchError(f"{path} holds Python objects other than weights (it may run code), so it was refused; delete it and fetch the file again.") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise WorkbenchError(f"{path} is corrupt or not a weights file ({_first_line(e)}); delete it and fetch the file again.") from e
+        raise WorkbenchError(f"{path} is corrupt or not a weights file ({first_line(e)}); delete it and fetch the file again.") from e
 
 
 def ensure_cached(name, use):
@@ -102,6 +102,3 @@ def _download(name, url, path):
                              f"(or set TORCH_HOME), or use a classifier run directory as the perceptual network.") from e
 
 
-def _first_line(e):
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 from workbench.api.pixels import to_uint8_hwc
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, first_line
 from workbench.runs.files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -101,7 +101,7 @@ def decode_pixels(source, name, *, look=False):
         raise WorkbenchError(f"{path}: cannot read image (not an image file Pillow can identify); remove it or convert it to {_KINDS}.") from e
     except _READ_ERRORS as e:
         # Pillow raises OSError for truncated files ("image file is truncated").
-        raise WorkbenchError(f"{path}: cannot read image ({_first_line(e)}); check the file is a complete {_KINDS}.") from e
+        raise WorkbenchError(f"{path}: cannot read image ({first_line(e)}); check the file is a complete {_KINDS}.") from e
     return (_chw(arr), seen) if look else _chw(arr)
 
 
@@ -154,9 +154,6 @@ def _too_large(path, err):
             f"guard); downscale or crop it below that, e.g. to {side} x {side}, before using it.")
 
 
-def _first_line(err):
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _to_rgb_array(im):

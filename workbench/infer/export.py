@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from workbench.api.contracts import call_model, capability
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, first_line
 from workbench.runs import checkpoint, exported
 from workbench.runs.files import atomic_write
 from workbench.runs.outputs import check_file
@@ -143,7 +143,7 @@ def _difference(model, run, inputs):
         try:
             got = run(*inputs)
         except Exception as e:
-            return f"it fails: {str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__}"
+            return f"it fails: {first_line(e)[:160]}"
     if got.shape != want.shape:
         return f"output {tuple(got.shape)}, the model's {tuple(want.shape)}"
     diff, limit = (got.float() - want).abs().max().item(), TOLERANCE * max(1.0, want.abs().max().item())
@@ -160,7 +160,7 @@ def _quiet():
 
 
 def _failed(fmt, where, e):
-    first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    first = first_line(e)[:200]
     return WorkbenchError(f"{where}: torch cannot export this model to {fmt} ({first}); export to .safetensors instead.")
 
 

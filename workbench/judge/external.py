@@ -56,13 +56,14 @@ def baselines(files, chain, plugins, *, device, tile, taken=(), warn=True):
     found = {}
     for path in files:
         model = load_weights(path, plugins)
-        who = f"--baseline {describe(path, model)}"
+        label = describe(path, model)
+        who = f"--baseline {label}"
         feed, masked = feeder(model, chain, who), capability(model, "takes_mask")
         if warn:
             tiling_note(model, tile, who)
-        name, n = describe(path, model), 2
+        name, n = label, 2
         while name in found or name in taken:
-            name, n = f"{describe(path, model)} ({n})", n + 1
+            name, n = f"{label} ({n})", n + 1
 
         def fn(clean, damaged, mask, model=model, feed=feed, masked=masked, who=who):
             out = restore_tensor(model, feed(clean, damaged), mask=mask if masked else None, tile=tile, device=device)

@@ -12,7 +12,7 @@ import torch
 
 from workbench import __version__
 from workbench.api.contracts import capability
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, first_line
 from workbench.recipe import defaults
 from workbench.runs import exported
 from workbench.runs.files import atomic_write
@@ -65,7 +65,7 @@ def load(where, which="best", map_location="cpu"):
         raise WorkbenchError(f"{path}: refused to load: {what}, a Python object that could run code; "
                              f"a workbench checkpoint holds only weights and settings.") from e
     except Exception as e:   # a damaged file can make torch's safe unpickler raise almost anything (IndexError, ...)
-        raise WorkbenchError(f"{path}: cannot read checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__}); the file is corrupt or not a checkpoint.") from e
+        raise WorkbenchError(f"{path}: cannot read checkpoint ({first_line(e)}); the file is corrupt or not a checkpoint.") from e
     if not isinstance(state, dict) or "model" not in state or "recipe" not in state:
         raise WorkbenchError(f"{path}: not a workbench checkpoint (no model weights and recipe inside).")
     return state

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from workbench import __version__
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, first_line
 
 FORMAT = "1"            # of the metadata below; a later workbench may write "2"
 MARK = "workbench.format"
@@ -74,7 +74,7 @@ def read(path):
         with safe_open(str(path), framework="pt") as f:
             weights = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:   # a truncated or edited tensor section
-        raise WorkbenchError(f"{path}: cannot read its weights ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+        raise WorkbenchError(f"{path}: cannot read its weights ({first_line(e)}); "
                              "the file is damaged; export the run again.") from e
     state = {"format": 1, "model": weights, "recipe": recipe, "versions": versions, "metrics": {}, "exported": str(path)}
     if meta.get("workbench.task"):   # else checkpoint.task_of asks the model

@@ -22,7 +22,7 @@ from workbench.data import EpochSampler, make_loader, train_loader
 from workbench.data.pairs import decode_skipped, warn_unreadable
 from workbench.devices import distributed, progress
 from workbench.devices.device import memory_hint, out_of_memory, pick_device
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, first_line
 from workbench.images.grid import save_grid
 from workbench.runs import lock, rundir
 from workbench.train.interrupt import StopSignals
@@ -244,7 +244,7 @@ class _Trainer(CheckpointState):
         try:   # compilation happens at the first call; a missing compiler or backend shows here
             out = call_model(self.forward, x, mask)
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise WorkbenchError(f"train.compile = true failed ({first}); set train.compile = false to train without it.") from e
         self.compiled_once = True
         return out
