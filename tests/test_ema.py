@@ -6,7 +6,7 @@ import signal
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_reliability import TINY
+from test_reliability import TINY, make_recipe
 from torch import nn
 
 from workbench import recipe as recipes
@@ -18,30 +18,14 @@ from workbench.runs import checkpoint, rundir
 from workbench.train.ema import make_ema
 from workbench.train.loop import train
 
-RECIPE = """
-[recipe]
-seed = 1
-[data]
-size = 24
-valid_size = 24
-batch_size = 4
-workers = 0
-[[degradations]]
-{degradation}
-[model]
-type = "unet"
-widths = [8, 16]
-[train]
-epochs = {epochs}
-steps_per_epoch = 4
-lr = 3e-3
-ema = {ema}
-"""
-
 
 def run_recipe(tmp_path, name, *, ema=0.9, epochs=2, degradation='type = "blur"\nsigma = 1.0'):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(RECIPE.format(ema=ema, epochs=epochs, degradation=degradation))
+    """test_reliability's tiny recipe on a small U-Net (BatchNorm: its running statistics are averaged too),
+    with train.ema; [train] is its last table, so the keys are appended to it."""
+    folder = tmp_path / f"{name}-recipe"
+    folder.mkdir()
+    path = make_recipe(folder, degradation=degradation, epochs=epochs, steps=4, model='type = "unet"\nwidths = [8, 16]')
+    path.write_text(path.read_text() + f"lr = 3e-3\nema = {ema}\n")
     return path
 
 
