@@ -106,7 +106,7 @@ def make_rows(names, sizes, plugins, overrides, *, quick):
     """One row per distinct (task, model, losses, step settings, batch, size): recipes that train
     the same network the same way share it."""
     from workbench import recipe as recipes
-    from workbench.train.task import make_task
+    from workbench.tasks import make_task
 
     rows = {}
     for name in names:

@@ -25,7 +25,7 @@ from PIL import Image
 from workbench import recipe as wb_recipe
 from workbench.api import registry as wb_plugins
 from workbench.data import EpochSampler, make_loader
-from workbench.train.task import make_task
+from workbench.tasks import make_task
 
 SCALE_RECIPE = "colorize"   # the cheapest chain: the scale run measures reading files, not damage
 SCALE_BATCHES = 200

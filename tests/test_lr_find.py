@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from workbench import recipe as recipes
+from workbench.tasks import make_task
 from workbench.train.lr_find import lr_find, suggest
 from workbench.train.setup import Learner
-from workbench.train.task import make_task
 
 
 def sweep(n=100, start=1e-6, end=1.0):

@@ -18,9 +18,9 @@ from workbench.author.models import check_model
 from workbench.errors import WorkbenchError
 from workbench.infer.restore import _windows, restore_tensor, tile_starts
 from workbench.runs import checkpoint, rundir
+from workbench.tasks import make_task
 from workbench.train.loop import train
 from workbench.train.objective import build_objective
-from workbench.train.task import make_task
 
 
 def levels(t):

@@ -17,7 +17,7 @@ def check_model(model, name="model", sizes=MODEL_SIZES):
     Works on a copy: the optimizer step of the gradient check leaves the caller's model as it was.
     """
     model = copy.deepcopy(model).train()
-    classify = capability(model, "task") == "classify"   # the engine's own test (workbench.train.task)
+    classify = capability(model, "task") == "classify"   # the engine's own test (workbench.tasks)
     outs = []
 
     def shape():

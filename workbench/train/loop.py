@@ -25,10 +25,10 @@ from workbench.devices.device import memory_hint, out_of_memory, pick_device
 from workbench.errors import WorkbenchError, first_line
 from workbench.images.grid import save_grid
 from workbench.runs import lock, rundir
+from workbench.tasks import make_task
 from workbench.train.interrupt import StopSignals
 from workbench.train.setup import Learner, check_batch_fits, model_memory
 from workbench.train.state import CheckpointState, set_rng_state
-from workbench.train.task import make_task
 
 MAX_BAD_STEPS = 10   # consecutive non-finite losses before the run stops instead of skipping
 SHOW_SKIPPED = 5     # unreadable files named in the end-of-run summary; the rest are counted

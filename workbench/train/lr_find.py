@@ -13,8 +13,8 @@ from workbench.data import train_loader
 from workbench.devices.device import pick_device
 from workbench.devices.progress import bar as progress_bar
 from workbench.runs.files import atomic_write
+from workbench.tasks import make_task
 from workbench.train.setup import Learner, check_batch_fits, model_memory
-from workbench.train.task import make_task
 
 
 def lr_find(recipe, plugins, *, start=1e-6, end=1.0, steps=100, device="auto", progress=False):

@@ -2,7 +2,7 @@
 from workbench.data.lanes import LaneSampler
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
-from workbench.train.task import make_task
+from workbench.tasks import make_task
 
 
 def training_pairs(recipe, plugins, *, split="train"):

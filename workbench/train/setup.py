@@ -73,7 +73,7 @@ class Learner:
         if not isinstance(out, torch.Tensor):
             raise WorkbenchError(f"{self.who} returned {type(out).__name__}, not a tensor; a model's forward returns "
                                  "the restored batch.")
-        if self.task.kind == "restore" and out.shape != y.shape:
+        if self.task.kind in ("restore", "stylize") and out.shape != y.shape:
             raise WorkbenchError(f"{self.who} returned shape {tuple(out.shape)} for an input of {tuple(x.shape)}; a "
                                  f"restorer returns B x 3 x H x W like its target {tuple(y.shape)}.")
         if not out.is_floating_point():

@@ -26,7 +26,8 @@ class CheckpointState:
 
     def _save(self, epochs_done, valid):
         state = self._state(epochs_done, valid)
-        score = valid.get(self.task.best_key, -math.inf)
+        score = valid.get(self.task.best_key, math.nan)   # NaN never improves
+        score = score if getattr(self.task, "higher_is_better", True) else -score   # a loss: lower is better
         improved = score > self.best
         if improved:
             self.best = score
