@@ -42,10 +42,16 @@ def _shorten(draw, text, font, width):
     return text
 
 
-def save_grid(run_dir, images):
-    """grid.png: damaged | restored | clean for the fixed validation images, with PSNR."""
+def psnr_captions(name, damaged, restored, clean):
+    """A restorer's captions: the damaged input's and the restoration's PSNR against the clean image."""
+    return f"{name}: damaged {psnr(damaged, clean):.2f} dB", f"restored {psnr(restored, clean):.2f} dB", "clean"
+
+
+def save_grid(run_dir, images, captions=None):
+    """grid.png: damaged | restored | clean for the fixed validation images, with PSNR. `captions(name,
+    a, b, c)` -> the three tiles' captions, for a task whose tiles are other things (a task's `grid_captions`)."""
     if not images:
         return
-    rows = [[(d, f"{name}: damaged {psnr(d, c):.2f} dB"), (r, f"restored {psnr(r, c):.2f} dB"), (c, "clean")]
-            for name, d, r, c in images]
+    captions = captions or psnr_captions
+    rows = [list(zip((d, r, c), captions(name, d, r, c))) for name, d, r, c in images]
     save_pil(draw_grid(rows), Path(run_dir) / "grid.png", replace=True)   # the run's own, redrawn each epoch

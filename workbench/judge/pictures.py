@@ -58,7 +58,8 @@ def zoom_box(a, b, side=ZOOM):
 
 
 def prepare(s):
-    """What the report shows of a sample, small enough to keep two dozen of 12 MP photos: the pictures
+    """What the report shows of a sample (`titles`: display names of its "damaged", "restored" and "clean"
+    pictures, when a task's are other things), small enough to keep two dozen of 12 MP photos: the pictures
     and their error maps at the frame's size (at most MAX_SIDE), the 1:1 crops, the mask overlay (PIL
     images), the zoom box. Error maps and crops are taken at full resolution; idempotent."""
     if "views" in s:
@@ -77,10 +78,12 @@ def prepare(s):
     crop_clean = clean[:, y:y + bh, x:x + bw]
     mask = s.get("mask")
     mask = None if mask is None or not bool(torch.as_tensor(mask).any()) else as_rgb(torch.as_tensor(mask).float(), (h, w))
+    # A task whose pictures are not damaged | restored | clean names them: {"damaged": "photo", ...}
+    title = lambda label: (s.get("titles") or {}).get(label, label)
     return {"name": s.get("name", ""), "metrics": metrics, "best": best, "box": box, "full": (w, h),
-            "views": [(label, _pil(img, size), None if label == "clean" else _pil(_error(img, clean), size))
+            "views": [(title(label), _pil(img, size), None if label == "clean" else _pil(_error(img, clean), size))
                       for label, img in views],
-            "crops": [(label, _pil(img[:, y:y + bh, x:x + bw]),
+            "crops": [(title(label), _pil(img[:, y:y + bh, x:x + bw]),
                        None if label == "clean" else _pil(_error(img[:, y:y + bh, x:x + bw], crop_clean)))
                       for label, img in views],
             "mask": None if mask is None else _mask_rgba(mask).resize(size, Image.NEAREST)}

@@ -264,7 +264,7 @@ class _Trainer(CheckpointState):
             rundir.append_metrics(self.run.dir, record)        # before last.pt: a resume trims it
             with self.stop.saving():
                 self._save(epoch + 1, valid)
-            save_grid(self.run.dir, images)
+            save_grid(self.run.dir, images, getattr(self.task, "grid_captions", None))
             if self.progress:
                 tqdm.write(f"epoch {epoch + 1}/{self.run.epochs}: {self.task.summary(record)}")
         distributed.barrier()
