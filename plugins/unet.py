@@ -219,19 +219,8 @@ class UNet(nn.Module):
         mode = "reflect" if pad[1] < w and pad[3] < h else "replicate"
         return F.pad(img, pad, mode=mode), ph // 2, pw // 2
 
-    def forward(self, img, mask=None):
-        """B x 3 x H x W -> B x 3 x H x W, any H and W; a masked U-Net also takes the B x 1 x H x W mask."""
-        # 1. pad (a masked U-Net: the push-pull fill and the mask, as 4 channels)
-        h, w = img.shape[-2:]
-        if self.masked:
-            if mask is None:
-                raise ValueError("a masked U-Net needs the mask: call model(img, mask)")
-            hole = mask.to(torch.bool)
-            inp, top, left = self._pad(torch.cat([push_pull(img, hole), hole.to(img.dtype)], dim=1))
-            x0 = inp[:, :3]
-        else:
-            inp, top, left = self._pad(img)
-            x0 = inp
+    def _features(self, inp):
+        """The padded input's features at full resolution (widths[0] channels), before the last up block."""
         # 2. down: keep the input of every down stage as a skip
         x, skips = self.start(inp), []
         for down in self.down:
@@ -245,9 +234,28 @@ class UNet(nn.Module):
                 # A cross connection ends in a plain conv, whose output autograd does not keep: add in place.
                 if j >= self.drop_skips:
                     x = add_(self.cross[j](s), x) if self.cross is not None else x + s
-            if self.detector is not None and i == len(self.up) - 1:
-                logits = self.detector(x)
+            if i == len(self.up) - 1:
+                return x
             x = up(x)
+
+    def forward(self, img, mask=None):
+        """B x 3 x H x W -> B x 3 x H x W, any H and W; a masked U-Net also takes the B x 1 x H x W mask."""
+        # 1. pad (a masked U-Net: the push-pull fill and the mask, as 4 channels)
+        h, w = img.shape[-2:]
+        if self.masked:
+            if mask is None:
+                raise ValueError("a masked U-Net needs the mask: call model(img, mask)")
+            hole = mask.to(torch.bool)
+            inp, top, left = self._pad(torch.cat([push_pull(img, hole), hole.to(img.dtype)], dim=1))
+            x0 = inp[:, :3]
+        else:
+            inp, top, left = self._pad(img)
+            x0 = inp
+        # 2. down and 3. up to the full-resolution features, then the last up block
+        x = self._features(inp)
+        if self.detector is not None:
+            logits = self.detector(x)
+        x = self.up[-1](x)
         x = self.end(add_(x, x0) if not self.drop_skips else x)  # the last up block's output is a bare sum: safe to add into
         # 4. crop (a masked U-Net: and put the known pixels back; a detecting one: correct only where it found damage)
         crop = (lambda t: t[..., top:top + h, left:left + w]) if x.shape[-2:] != (h, w) else (lambda t: t)

@@ -85,18 +85,20 @@ class RegionSource:
         return f"RegionSource({self.part}: {self.fraction:.0%} of each image of {self.base!r})"
 
 
-def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
+def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0, opener=None):
     """The `data` recipe keys -> ((train_source, indices), (valid_source, indices)).
 
     Validation comes from `valid` when given, else from Tiny ImageNet's val/ split, else a
     held-out `valid_fraction` of `train`'s images; with fewer than 10 images, the last
-    `valid_fraction` (at least a quarter) of every image's longer side.
+    `valid_fraction` (at least a quarter) of every image's longer side. `opener(spec, split=, limit=)`
+    opens a folder as a source (open_source; a segmentation task's reads images/ + masks/ pairs).
     """
+    open_source_ = opener or open_source
     if str(train) != "sample":
         train = _local(train, "data.train")   # a .zip is extracted (or its extraction found) once, here
-    train_src = open_source(train, split="train", limit=limit)
+    train_src = open_source_(train, split="train", limit=limit)
     if valid:
-        valid_src = open_source(valid, split="valid", limit=limit)
+        valid_src = open_source_(valid, split="valid", limit=limit)
         return (train_src, list(range(len(train_src)))), (valid_src, list(range(len(valid_src))))
     if str(train) != "sample" and train.is_dir() and is_tiny_imagenet(train):
         valid_src = open_source(train, split="valid", limit=limit)
@@ -113,7 +115,7 @@ def open_splits(train, valid="", *, valid_fraction=0.1, limit=0, seed=0):
     return (train_src, tr), (train_src, va)
 
 
-def recipe_splits(recipe):
+def recipe_splits(recipe, opener=None):
     """open_splits for the recipe's [data]; a missing, empty or unreadable folder names the recipe."""
     data = recipe["data"]
     if not str(data["train"]).strip():   # Path("") is the current folder: every image under it, recursively
@@ -121,6 +123,6 @@ def recipe_splits(recipe):
                              "folder, or \"sample\" for the bundled photos.")
     try:
         return open_splits(data["train"], data["valid"], valid_fraction=data["valid_fraction"], limit=data["limit"],
-                           seed=recipe["recipe"]["seed"])
+                           seed=recipe["recipe"]["seed"], opener=opener)
     except WorkbenchError as e:
         raise WorkbenchError(f"{recipe.source}: {e}") from e

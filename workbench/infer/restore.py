@@ -23,6 +23,7 @@ from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.images import masks
 from workbench.images.files import IMAGE_SUFFIXES, output_name, read_image_and_look, write_image
+from workbench.infer import segment
 from workbench.runs import files
 from workbench.runs.checkpoint import load_model, task_of
 from workbench.runs.files import WriteError
@@ -96,7 +97,8 @@ def _unview(t, turns, mirror):
 
 def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu", clamp=True,
                    self_ensemble=False):
-    """Restore a 3 x H x W float image in [0, 1] -> 3 x sH x sW float32 on the CPU, clamped to [0, 1]
+    """Restore a 3 x H x W float image in [0, 1] -> C x sH x sW float32 on the CPU (C = 3,
+    or a segmenter's classes), clamped to [0, 1]
     (clamp=False keeps the raw output, so `eval` can check its value range); s is the model's `upscale`,
     1 but for a published super-resolution net that enlarges the photo itself.
 
@@ -126,13 +128,14 @@ def restore_tensor(model, img, *, mask=None, tile=512, overlap=32, device="cpu",
         # blended at the output's resolution: every offset and width s times the input's
         (wys, sum_y), (wxs, sum_x) = (_windows([y * s for y in ys], th * s, h * s, overlap * s),
                                       _windows([x * s for x in xs], tw * s, w * s, overlap * s))
-        out = torch.zeros(3, h * s, w * s)
+        out = None   # as many channels as the model returns: 3 for a photo, one per class for a segmenter
         # under a command's bar over photos, this one takes the next line and vanishes when done
         with progress.bar(desc="tiles", total=len(ys) * len(xs), unit="tile") as tiles:
             for y, wy in zip(ys, wys):
                 for x, wx in zip(xs, wxs):
                     part = None if mask is None else mask[:, y:y + th, x:x + tw]
                     piece = _forward(model, img[:, y:y + th, x:x + tw], part, device, self_ensemble)
+                    out = torch.zeros(len(piece), h * s, w * s) if out is None else out
                     out[:, y * s:(y + th) * s, x * s:(x + tw) * s].addcmul_(piece, wy[:, None] * wx[None, :])
                     tiles.update()
         # The tile grid is a product of rows and columns, so sum(w) = sum_y(y) * sum_x(x): two
@@ -183,7 +186,8 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
         model, state = load_model(run_dir, plugins)
     else:   # messages name the file where they would name the run
         model, state, run_dir = load_weights(weights, plugins), None, weights
-    if state is not None and task_of(state, plugins) == "classify":
+    task = None if state is None else task_of(state, plugins)
+    if task == "classify":
         raise WorkbenchError(f"{run_dir}: is a classifier run; it labels images and cannot restore them. "
                              "Use the run directory of a restoration recipe (superres, dejpeg, colorize, ...).")
     dev = pick_device(device) if not isinstance(device, torch.device) else device
@@ -193,7 +197,11 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
                              "their names); give a folder.")
     found = collect(inputs, verb="restore", exclude=outdir)
     mask_of = _mask_finder(mask, found, capability(model, "takes_mask"), run_dir)
-    jobs = [(path, outdir / output_name(name), mask_of(name)) for name, path in found]
+    if task == "segment":   # the class map of each photo, as probabilities blended across tiles
+        model, name_of, save = segment.Probabilities(model), segment.mask_name, segment.save_classes
+    else:
+        name_of, save = output_name, _save_photo
+    jobs = [(path, outdir / name_of(name), mask_of(name)) for name, path in found]
     outputs = Outputs([p for job in jobs for p in (job[0], job[2]) if p is not None], overwrite=overwrite)
     for path, dst, _ in jobs:
         outputs.claim(dst, path, suffixes=IMAGE_SUFFIXES)
@@ -205,7 +213,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
         tiling_note(model, tile, describe(weights, model) if weights else str(run_dir))
     chain = [] if state is None else \
         recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins).degradation_chain(plugins)
-    opts = dict(model=model, chain=chain, tile=tile, overlap=overlap, device=dev, replace=overwrite,
+    opts = dict(model=model, chain=chain, save=save, tile=tile, overlap=overlap, device=dev, replace=overwrite,
                 self_ensemble=self_ensemble, warn=sp.world == 1)   # more ranks: rank 0 warns, in input order
     bar = dict(desc="restore", unit="photo", leader=sp.leader)   # made inside `settle`: its failure reaches every rank
     parts = sp.settle(lambda: [(i, _restore_one(*job, **opts)) for i, job in progress.bar(sp.mine(jobs), **bar)])
@@ -225,7 +233,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     return results
 
 
-def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, self_ensemble, warn, replace):
+def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, self_ensemble, warn, replace, save):
     """Restore one photo into `dst` -> (None, (w, h) in, (w, h) out), or (why it was skipped, None, None)."""
     try:
         img, look = read_image_and_look(path)
@@ -243,9 +251,7 @@ def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, s
     try:
         # By the one writer of this name (under torchrun, of this rank's share): what a killed write left
         files.remove_temporary(dst.parent, glob.escape(dst.name))
-        # The photo's own kind (gray, 16-bit, palette, transparency), except where the task is colour itself
-        colour = any(capability(deg, "keeps_luma") for _, deg in chain)
-        write_image(out, dst, replace=replace, look=look.with_kind("RGB") if colour else look)
+        save(out, dst, replace=replace, look=look, chain=chain)
     except WriteError as e:
         # A full disk or a folder in the way stops the command (the next photo would fail too),
         # as one line; under torchrun it may happen on one rank only, and reaches all (spread).
@@ -253,6 +259,12 @@ def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, s
             raise
         raise WorkbenchError(f"{dst}: cannot write the restored photo ({e.reason}); check the output folder.") from e
     return None, size_in, (out.shape[2], out.shape[1])
+
+
+def _save_photo(out, dst, *, replace, look, chain):
+    """The photo's own kind (gray, 16-bit, palette, transparency), except where the task is colour itself."""
+    colour = any(capability(deg, "keeps_luma") for _, deg in chain)
+    write_image(out, dst, replace=replace, look=look.with_kind("RGB") if colour else look)
 
 
 def _mask_finder(mask, found, wanted, run_dir):

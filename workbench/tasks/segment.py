@@ -1,0 +1,167 @@
+"""Segmentation: photo -> class map, judged by mIoU, Dice and pixel accuracy against two baselines that
+need no training: every pixel background, and a gray-level threshold fitted on the training crops.
+
+The class maps come from an images/ + masks/ folder (tasks/segment_data.py), or from a degradation
+that reports where it damaged the photo: find-watermark learns where a watermark is from the
+watermark degradation's own mask (class 1), as a radiology tool finds burned-in patient names.
+"""
+import math
+
+import torch
+
+from workbench.api.contracts import capability
+from workbench.data import PairDataset
+from workbench.data.sources import _local
+from workbench.data.splits import recipe_splits
+from workbench.devices.device import autocast
+from workbench.errors import WorkbenchError
+from workbench.images import classmaps
+from workbench.judge.pictures import prepare
+from workbench.tasks.restore import SSIM_WINDOW
+from workbench.tasks.segment_data import LAYOUT, is_pair_folder, open_segmentation
+
+LEVELS = 64          # gray levels the threshold baseline tries
+FIT_CROPS = 32       # training crops the threshold is fitted on
+TITLES = {"damaged": "photo", "restored": "predicted", "clean": "true classes"}
+
+
+class SegmentTask:
+    """Photo -> class map; validation scores the model and the baselines over all validation pixels."""
+
+    kind, best_key, default_loss = "segment", "miou", "pixel_cross_entropy"
+    titles = TITLES
+
+    @staticmethod
+    def summary(record):
+        valid = record.get("valid", record)
+        base = " ".join(f"{name} {v.get('miou', math.nan):.3f}," for name, v in (valid.get("baselines") or {}).items())
+        return (f"train loss {record.get('train_loss', math.nan):.4f}, valid mIoU {valid.get('miou', math.nan):.3f} "
+                f"({base.rstrip(',') or 'no baseline'}), Dice {valid.get('dice', math.nan):.3f}")
+
+    @staticmethod
+    def grid_captions(name, photo, predicted, truth):
+        return f"{name}: photo", "predicted classes", "true classes"
+
+    def __init__(self, recipe, plugins):
+        data, seed = recipe["data"], recipe["recipe"]["seed"]
+        self.chain = chain = recipe.degradation_chain(plugins)
+        train = str(data["train"])
+        self.from_masks = train != "sample" and bool(train.strip()) and is_pair_folder(_local(train, "data.train"))
+        if self.from_masks:
+            if chain:   # a degradation would see the class map as a 4th colour channel
+                raise WorkbenchError(f"{recipe.source}: a segment recipe on an images/ + masks/ folder takes no "
+                                     "[[degradations]] (the masks are the targets); remove them.")
+            if data["trivial_augment"]:
+                raise WorkbenchError(f"{recipe.source}: data.trivial_augment changes colours channel by channel, and the "
+                                     "class map rides along as a 4th channel: set data.trivial_augment = false.")
+            (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe, opener=open_segmentation)
+            self.names = max(train_src.classes, valid_src.classes, key=len)
+        else:
+            found = [name for name, deg in chain if capability(deg, "reports_mask")]
+            if not found:
+                raise WorkbenchError(f"{recipe.source}: a segment recipe needs class maps to learn from: {LAYOUT}. "
+                                     f"data.train = {train!r} is neither.")
+            (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
+            self.names = ["background", " + ".join(found)]
+        common = dict(seed=seed, damage_first=data["damage_first"])
+        self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
+                                 trivial_augment=data["trivial_augment"], repeat=data["repeat"],
+                                 crops_per_image=data["crops_per_image"], **common)
+        valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
+        self.valid = PairDataset(valid_src, valid_idx, chain, size=max(valid_size, SSIM_WINDOW), train=False, **common)
+        self.threshold = None   # (level, brighter) of the threshold baseline, fitted at the first validation
+
+    def configure_model(self, spec):
+        """The number of classes comes from the data unless the recipe fixes it (to at least as many)."""
+        classes = spec.get("classes") or len(self.names)
+        if classes < len(self.names):
+            raise WorkbenchError(f"model.classes = {classes}, but the masks hold {len(self.names)} classes "
+                                 f"({', '.join(self.names)}); set model.classes = 0 to take it from the data.")
+        self.names += [f"class {k}" for k in range(len(self.names), classes)]
+        return {**spec, "classes": classes}
+
+    def inputs(self, batch, device):
+        """(photo B x 3 x H x W, class map B x H x W int64)."""
+        if self.from_masks:
+            clean = batch["clean"]
+            x, y = clean[:, :3], (clean[:, 3] * 255).round().to(torch.int64)
+        else:
+            x, y = batch["damaged"], batch["mask"][:, 0].to(torch.int64)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    @torch.no_grad()
+    def validate(self, model, loader, device, amp_dtype, keep=4):
+        """mIoU, Dice and pixel accuracy over all validation pixels, for the model and the baselines;
+        also the first `keep` (name, photo, predicted overlay, true overlay) and report samples."""
+        n = len(self.names)
+        if n == 2 and self.threshold is None:
+            self.threshold = self._fit_threshold()
+        scores = {"model": classmaps.Confusion(n), "all background": classmaps.Confusion(n)}
+        if self.threshold is not None:
+            scores[self._threshold_name()] = classmaps.Confusion(n)
+        images, samples, count = [], [], 0
+        for batch in loader:
+            x, y = self.inputs(batch, device)
+            with autocast(device, amp_dtype):
+                predicted = model(x).float().argmax(1)
+            guesses = {"model": predicted, "all background": torch.zeros_like(y)}
+            if self.threshold is not None:
+                guesses[self._threshold_name()] = self._by_threshold(x)
+            for method, guess in guesses.items():
+                scores[method].add(guess, y)
+            count += len(y)
+            for j in range(len(y)):
+                if len(images) < keep:
+                    name = self.valid.source.name(int(batch["index"][j]))
+                    photo, guess, truth = x[j].float().cpu(), predicted[j].cpu(), y[j].cpu()
+                    images.append((name, photo, classmaps.overlay(photo, guess), classmaps.overlay(photo, truth)))
+                    samples.append(self._sample(name, photo, {m: g[j].cpu() for m, g in guesses.items()}, truth))
+        model_scores = scores.pop("model").scores(self.names)
+        metrics = {**model_scores, "images": count,
+                   "baselines": {m: {k: v for k, v in c.scores(self.names).items() if k != "iou"} for m, c in scores.items()}}
+        return metrics, images, samples
+
+    def _sample(self, name, photo, guesses, truth):
+        """A report sample: photo | predicted | true classes, with each method's scores on this image."""
+        metrics = {m: {k: v for k, v in classmaps.Confusion(len(self.names)).add(g, truth).scores().items() if k != "iou"}
+                   for m, g in guesses.items()}
+        return prepare({"name": name, "damaged": photo, "restored": classmaps.overlay(photo, guesses["model"]),
+                        "clean": classmaps.overlay(photo, truth), "metrics": metrics, "titles": TITLES})
+
+    # -- the threshold baseline: class 1 where the gray level is above (or below) one level ---------------
+    def _fit_threshold(self):
+        """The (level, brighter) with the best mIoU on up to FIT_CROPS training crops: fitted on training
+        data only, so the baseline is as honest as the model."""
+        fg, bg = torch.zeros(LEVELS, dtype=torch.float64), torch.zeros(LEVELS, dtype=torch.float64)
+        for i in range(min(FIT_CROPS, len(self.train))):
+            item = self.train[(0, i)]
+            x, y = self.inputs({k: v[None] if isinstance(v, torch.Tensor) else v for k, v in item.items()}, "cpu")
+            level = _levels(x)[y != classmaps.IGNORE]
+            y = y[y != classmaps.IGNORE]
+            fg += torch.bincount(level[y == 1], minlength=LEVELS).double()
+            bg += torch.bincount(level[y == 0], minlength=LEVELS).double()
+        best = (-1.0, (LEVELS // 2, True))
+        for t in range(1, LEVELS):
+            for brighter in (True, False):
+                hit_fg = fg[t:].sum() if brighter else fg[:t].sum()
+                false_fg = bg[t:].sum() if brighter else bg[:t].sum()
+                miss = fg.sum() - hit_fg
+                hit_bg = bg.sum() - false_fg
+                miou = 0.5 * (hit_fg / max(hit_fg + false_fg + miss, 1) + hit_bg / max(hit_bg + miss + false_fg, 1))
+                best = max(best, (float(miou), (t, brighter)))
+        return best[1]
+
+    def _threshold_name(self):
+        t, brighter = self.threshold
+        return f"threshold (gray {'>=' if brighter else '<'} {t / LEVELS:.2f})"
+
+    def _by_threshold(self, x):
+        t, brighter = self.threshold
+        level = _levels(x)
+        return (level >= t if brighter else level < t).to(torch.int64)
+
+
+def _levels(x):
+    """B x 3 x H x W in [0, 1] -> B x H x W gray levels 0 .. LEVELS - 1 (BT.601 luma)."""
+    gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    return (gray.float().clamp(0, 1) * (LEVELS - 1)).round().to(torch.int64).cpu()
