@@ -23,19 +23,23 @@ class Segmenter(UNet):
       largest index + 1, or 2 for masks a degradation reports).
     widths, blocks, cross_connections, preact, norm, act, encoder: as the unet's.
     head_blocks: res blocks at widths[0] channels at full resolution before the 1x1 class convolution.
+    names: the classes' names, background first, for tables and legends; [] takes them from the data
+      (classes.txt beside images/ and masks/, else "background", "class 1", ...).
     """
 
     task = "segment"
 
     def __init__(self, *, classes=0, widths=[32, 64, 128, 256], blocks=1, cross_connections=False, preact=False,
-                 norm="batch", act="relu", encoder="", head_blocks=1):
+                 norm="batch", act="relu", encoder="", head_blocks=1, names=[]):
         if isinstance(classes, bool) or not isinstance(classes, int) or not 2 <= classes <= IGNORE:
             raise ValueError(f"classes = {classes!r} must be a whole number from 2 (background and one class) to {IGNORE}")
         if isinstance(head_blocks, bool) or not isinstance(head_blocks, int) or head_blocks < 0:
             raise ValueError(f"head_blocks = {head_blocks!r} must be a whole number >= 0")
         super().__init__(widths=widths, blocks=blocks, cross_connections=cross_connections, preact=preact, norm=norm,
                          act=act, encoder=encoder)
-        self.classes = classes
+        if not all(isinstance(n, str) for n in names) or len(names) > classes:
+            raise ValueError(f"names = {names!r} must be at most {classes} strings, one per class")
+        self.classes, self.names = classes, list(names)
         kw = dict(act=act, norm=norm, preact=preact)
         self.up[-1] = nn.Sequential(*(ResBlock(widths[0], widths[0], **kw) for _ in range(head_blocks)),
                                     nn.Conv2d(widths[0], classes, 1))

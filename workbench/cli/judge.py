@@ -61,6 +61,7 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
     """Measure a trained restorer against the damaged input and classical baselines (PSNR, SSIM, LPIPS)."""
     from workbench.judge.evaluate import evaluate, safe_name, section_name, table, write_json
     from workbench.runs.outputs import check_file
+    from workbench.tasks import segment_eval
 
     if section is not None:
         section = safe_name(section.strip())
@@ -71,6 +72,17 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
     _run_or_weights(run_dir, weights)
     if json_out:   # before the work, not after it: an evaluation is never lost to a bad --json
         check_file(json_out, overwrite=overwrite)
+    if weights is None and segment_eval.is_segment_run(run_dir, get_plugins()):
+        if overrides or crop is not None or baseline_weights:
+            raise WorkbenchError(f"{run_dir} is a segmentation run: --set, --crop and --baseline judge restorers; "
+                                 "leave them out.")
+        result, samples = segment_eval.evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, tile=tile,
+                                                keep=REPORT_SAMPLES, self_ensemble=self_ensemble)
+        click.echo(segment_eval.table(result))
+        if json_out:
+            write_json(result, json_out, replace=overwrite)
+        _write_run_files(run_dir, result, samples, section)
+        return
     with _ranks(device) as sp:
         result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop,
                                    device=sp.device, tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble, spread=sp,
@@ -179,9 +191,18 @@ def grid(run_dir, outfile, data, count, seed, device, perceptual, weights, recip
     from workbench.images.grid import draw_grid
     from workbench.judge.evaluate import evaluate
     from workbench.runs.outputs import check_file
+    from workbench.tasks import segment_eval
 
     _run_or_weights(run_dir, weights)
     check_file(outfile, overwrite=overwrite, suffixes=IMAGE_SUFFIXES, inputs=data)
+    if weights is None and segment_eval.is_segment_run(run_dir, get_plugins()):
+        _, samples = segment_eval.evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count,
+                                           limit=count, report=False)
+        rows = [[(s["damaged"], f"{s['name']}: photo"), (s["restored"], f"predicted: mIoU {s['metrics']['model']['miou']:.3f}"),
+                 (s["clean"], "true classes")] for s in samples]
+        save_pil(draw_grid(rows, height=GRID_HEIGHT), outfile, replace=overwrite)
+        click.echo(f"Wrote {len(rows)} rows to {outfile} (photo | predicted classes | true classes)")
+        return
     result, samples = evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count, limit=count,
                                metrics=perceptual, report=False, desc="grid", weights=weights, recipe_spec=recipe_spec,
                                baseline_weights=baseline_weights)

@@ -87,7 +87,9 @@ def write(classes, path, *, replace=False):
 def overlay(img, classes, alpha=OVERLAY_ALPHA):
     """3 x H x W photo in [0, 1] with every non-background class drawn over it in its palette colour."""
     classes = torch.as_tensor(classes).to(torch.int64).cpu()
-    colour = torch.from_numpy(PALETTE).float().div(255)[classes.clamp(0, 255)].permute(2, 0, 1)
+    colour = torch.from_numpy(PALETTE).float()
+    colour = colour / colour.amax(1, keepdim=True).clamp_min(1)   # at full brightness: VOC's dark red vanishes on a dark photo
+    colour = colour[classes.clamp(0, 255)].permute(2, 0, 1)
     shown = ((classes != 0) & (classes != IGNORE)).to(torch.float32)[None] * alpha
     return img.float().cpu() * (1 - shown) + colour * shown
 

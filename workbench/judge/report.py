@@ -45,7 +45,8 @@ def write_report(run_dir, samples=None, section=None):
     ev = _read_json(run_dir / "eval.json")
     last_valid = next((r["valid"] for r in reversed(records) if isinstance(r.get("valid"), dict)), {})
     model_type = (recipe.get("model") or {}).get("type")
-    task = ev.get("task") or ("classify" if "accuracy" in last_valid or model_type == "classifier" else "restore")
+    task = ev.get("task") or ("classify" if "accuracy" in last_valid or model_type == "classifier" else
+                              "segment" if "miou" in last_valid else "restore")
     name = ev.get("recipe") or (recipe.get("recipe") or {}).get("name") or "?"
     if isinstance(ev.get("mean"), dict) and ev["mean"]:
         table, verdict = eval_summary(ev)
@@ -125,7 +126,8 @@ def _curves(records, task):
     terms = sorted({k for r in records for k in r if k.startswith("loss/")})
     terms = ["train_loss"] + (terms if len(terms) > 1 else [])   # a lone term is the total again
     valid = [r.get("valid") if isinstance(r.get("valid"), dict) else {} for r in records]
-    lines = {"accuracy": "accuracy"} if task == "classify" else {"model": "psnr", "damaged input": "input_psnr"}
+    lines = {"accuracy": "accuracy"} if task == "classify" else {"model mIoU": "miou", "model Dice": "dice"} \
+        if task == "segment" else {"model": "psnr", "damaged input": "input_psnr"}
     x_train = "step" if per_step else "epoch"
     loss = [(k.replace("train_", "train ") + (" (epoch mean)" if per_step else ""), ends, [r.get(k) for r in records], "o-")
             for k in terms]
@@ -136,7 +138,7 @@ def _curves(records, task):
     else:
         lr = [("learning rate (end of epoch)", epochs, [r.get("lr") for r in records], "o-")]
     plots = [("Training loss", x_train, "loss", loss), ("Learning rate", x_train, "lr", lr),
-             ("Validation", "epoch", "accuracy" if task == "classify" else "PSNR (dB, RGB)",
+             ("Validation", "epoch", {"classify": "accuracy", "segment": "mIoU, Dice"}.get(task, "PSNR (dB, RGB)"),
               [(label, epochs, [v.get(k) for v in valid], "o-" if i == 0 else "o--") for i, (label, k) in enumerate(lines.items())])]
     out = []
     for title, xlabel, ylabel, series in plots:

@@ -13,7 +13,8 @@ from workbench.images.files import IMAGE_SUFFIXES
 PSNR_KEYS = ("psnr_y", "psnr", "psnr_rgb")   # the PSNR a gain is measured in, in order of preference
 LABELS = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB",
           "psnr_mask": "PSNR in mask", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "accuracy", "loss": "loss",
-          "lpips": "LPIPS ↓", "dists": "DISTS ↓"}
+          "lpips": "LPIPS ↓", "dists": "DISTS ↓", "miou": "mIoU", "dice": "Dice", "pixel_accuracy": "pixel accuracy"}
+SEGMENT_KEYS = ("miou", "dice", "pixel_accuracy")
 LOWER_IS_BETTER = {"lpips", "dists"}   # distances (workbench.judge.perceptual); the rest are similarities
 SUMMARY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_mask", "lpips", "dists")
 NOT_BASELINES = {"model", "input"}
@@ -115,6 +116,9 @@ def table_html(rows, keys, gain=None, best=None):
 
 def eval_summary(ev, source="eval.json"):
     mean = {m: v for m, v in ev["mean"].items() if isinstance(v, dict)}
+    if ev.get("task") == "segment":
+        n = len(ev.get("images") or [])
+        return segment_summary(mean, f'<p class="note">From {esc(source)}: over all pixels of {n} image{"s" * (n != 1)}.</p>')
     methods = [m for m in ev.get("methods") or [] if m in mean] + [m for m in mean if m not in (ev.get("methods") or [])]
     keys = [k for k in SUMMARY_KEYS if any(k in mean[m] for m in methods)]
     gain = ev.get("gain") if isinstance(ev.get("gain"), dict) else {k: number(mean.get("model", {}).get(k)) - number(mean.get("input", {}).get(k)) for k in keys}
@@ -175,6 +179,9 @@ def valid_summary(records, valid, task):
         acc = number(valid.get("accuracy"))
         text = f"validation accuracy {acc:.1%}" if math.isfinite(acc) else "no validation accuracy yet"
         return table_html([("model", valid)], ["accuracy", "loss"]) + note, (text, "")
+    if task == "segment":
+        return segment_summary({"model": valid, **(valid.get("baselines") or {})}, note.replace(
+            "8-bit RGB", "over all validation pixels").replace("PSNR-Y and the classical baselines", "photos it never saw"))
     model = {"psnr_rgb": valid.get("psnr"), "ssim_rgb": valid.get("ssim")}
     inp = {"psnr_rgb": valid.get("input_psnr"), "ssim_rgb": valid.get("input_ssim")}
     gain = {k: number(model[k]) - number(inp[k]) for k in model}
@@ -182,3 +189,21 @@ def valid_summary(records, valid, task):
         note += f'<p class="note">{esc(valid["undamaged"])} image(s) the damage left intact are not judged.</p>'
     return table_html([("model", model), ("input", inp)], ["psnr_rgb", "ssim_rgb"], gain) + note, \
         _verdict(gain["psnr_rgb"], "PSNR (RGB, validation)")
+
+
+def segment_summary(mean, note=""):
+    """A segmenter's table (mIoU, Dice, pixel accuracy of the model and each baseline) and its headline
+    against the best baseline by mIoU: all-background scores high pixel accuracy and is still no answer."""
+    rows = [(m, v) for m, v in mean.items() if isinstance(v, dict)]
+    best = best_baselines(dict(rows), SEGMENT_KEYS)
+    miou = number((mean.get("model") or {}).get("miou"))
+    if math.isnan(miou):
+        return table_html(rows, SEGMENT_KEYS) + note, ("no mIoU of the model yet", "")
+    if "miou" not in best:
+        return table_html(rows, SEGMENT_KEYS) + note, (f"model mIoU {miou:.3f}", "")
+    name, value = best["miou"]
+    margin = miou - value
+    text = (f"model mIoU {miou:.3f} beats the best baseline ({name}, {value:.3f}) by {margin:+.3f}" if margin > 0 else
+            f"the {name} baseline ({value:.3f}) beats the model's mIoU {miou:.3f} by {-margin:.3f}" if margin < 0 else
+            f"model mIoU {miou:.3f} only matches the {name} baseline")
+    return table_html(rows, SEGMENT_KEYS, best=best) + note, (text, gain_class(margin))

@@ -77,8 +77,9 @@ class SegmentTask:
         if classes < len(self.names):
             raise WorkbenchError(f"model.classes = {classes}, but the masks hold {len(self.names)} classes "
                                  f"({', '.join(self.names)}); set model.classes = 0 to take it from the data.")
-        self.names += [f"class {k}" for k in range(len(self.names), classes)]
-        return {**spec, "classes": classes}
+        given = list(spec.get("names") or [])
+        self.names = given + (self.names + [f"class {k}" for k in range(len(self.names), classes)])[len(given):]
+        return {**spec, "classes": classes, "names": self.names}
 
     def inputs(self, batch, device):
         """(photo B x 3 x H x W, class map B x H x W int64)."""
@@ -119,6 +120,8 @@ class SegmentTask:
         model_scores = scores.pop("model").scores(self.names)
         metrics = {**model_scores, "images": count,
                    "baselines": {m: {k: v for k, v in c.scores(self.names).items() if k != "iou"} for m, c in scores.items()}}
+        if self.threshold is not None:   # eval judges the same baseline on other photos
+            metrics["threshold"] = {"gray": self.threshold[0] / (LEVELS - 1), "brighter": self.threshold[1]}
         return metrics, images, samples
 
     def _sample(self, name, photo, guesses, truth):
@@ -152,13 +155,20 @@ class SegmentTask:
         return best[1]
 
     def _threshold_name(self):
-        t, brighter = self.threshold
-        return f"threshold (gray {'>=' if brighter else '<'} {t / LEVELS:.2f})"
+        return threshold_name(*self.threshold)
 
     def _by_threshold(self, x):
-        t, brighter = self.threshold
-        level = _levels(x)
-        return (level >= t if brighter else level < t).to(torch.int64)
+        return by_threshold(x, *self.threshold)
+
+
+def threshold_name(t, brighter):
+    return f"threshold (gray {'>=' if brighter else '<'} {t / (LEVELS - 1):.2f})"
+
+
+def by_threshold(x, t, brighter):
+    """Class 1 where the gray level is at least (or below) level t of LEVELS: the threshold baseline."""
+    level = _levels(x)
+    return (level >= t if brighter else level < t).to(torch.int64)
 
 
 def _levels(x):
