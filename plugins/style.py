@@ -41,6 +41,7 @@ class Style(nn.Module):
     """
 
     default_weight = 1.0   # the two terms carry their own weights
+    task = "stylize"       # the engine trains a stylizer: no damage, the photo is the input and the content target
 
     def __init__(self, *, style="", net="vgg16_bn", style_layers=[], content_layers=[], style_weight=1e4,
                  content_weight=1.0, style_size=256):
@@ -58,6 +59,7 @@ class Style(nn.Module):
         self.content_layers = _check_layers(self.features.net, net, list(content_layers) or CONTENT_LAYERS.get(net) or found[-1:], found)
         self.features.layers = list(dict.fromkeys(self.style_layers + self.content_layers))
         self.style_weight, self.content_weight = float(style_weight), float(content_weight)
+        self.style_image = image   # shown beside the stylized photos in grids and reports
         with torch.no_grad():
             feats = self.features._features(image[None])
         for i, k in enumerate(self.style_layers):   # buffers: they follow .to(device), and no checkpoint holds them
@@ -86,7 +88,8 @@ def _style_image(path, side):
     from workbench.images.files import read_image
 
     if not isinstance(path, str) or not path:
-        raise ValueError('style = "" names no image: give the path of the style image (a painting), e.g. style = "starry-night.jpg"')
+        raise ValueError('style = "" names no image: give the path of the style image (a painting), e.g. '
+                         "--set losses.style.style=starry-night.jpg")
     if not Path(path).is_file():
         raise WorkbenchError(f"style = {path!r}: no such image file; give the path of the style image.")
     img = read_image(Path(path))

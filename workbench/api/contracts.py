@@ -146,7 +146,8 @@ class Loss:
 
     @property
     def task(self):
-        """"restore" (images) or "classify" (logits B x C against class indices B)."""
+        """"restore" (images), "classify" (logits B x C against class indices B) or "stylize" (a restorer
+        trained with it is a stylizer: no damage, the photo is its input and its target). Read on the class."""
         return "restore"
 
     @property
@@ -158,6 +159,12 @@ class Loss:
     def terms(self):
         """Sub-terms of the last call, {name: value}, logged as `loss/NAME` (composite losses)."""
         return {}
+
+    @property
+    def style_image(self):
+        """The image whose style a stylize loss matches (3 x H x W in [0, 1]), shown beside the stylized
+        photos in grids and reports; None for other losses."""
+        return None
 
 
 CONTRACTS = {"degradation": Degradation, "model": Model, "loss": Loss}
