@@ -16,7 +16,7 @@ from pathlib import Path
 from string import Template
 
 from workbench.judge.pictures import samples_html
-from workbench.judge.summary import esc, eval_summary, number, valid_origin, valid_summary
+from workbench.judge.summary import esc, eval_summary, number, table_html, valid_origin, valid_summary
 from workbench.runs import files
 
 TEMPLATE = "report_template.html"   # package data next to this module: the page's HTML, CSS and JS
@@ -46,10 +46,13 @@ def write_report(run_dir, samples=None, section=None):
     last_valid = next((r["valid"] for r in reversed(records) if isinstance(r.get("valid"), dict)), {})
     model_type = (recipe.get("model") or {}).get("type")
     task = ev.get("task") or ("classify" if "accuracy" in last_valid or model_type == "classifier" else
-                              "segment" if "miou" in last_valid else "restore")
+                              "segment" if "miou" in last_valid else "stylize" if "input_style" in last_valid else "restore")
     name = ev.get("recipe") or (recipe.get("recipe") or {}).get("name") or "?"
     if isinstance(ev.get("mean"), dict) and ev["mean"]:
         table, verdict = eval_summary(ev)
+    elif task == "stylize":   # `eval` refuses a stylizer: it judges the photos with `grid`
+        table, verdict = _stylize_summary(records, last_valid)
+        table += valid_origin(recipe.get("data") or {}).replace("workbench eval RUN --data DIR", "workbench grid RUN --data DIR -o grid.png")
     else:
         table, verdict = valid_summary(records, last_valid, task)
         table += valid_origin(recipe.get("data") or {})
@@ -64,6 +67,25 @@ def write_report(run_dir, samples=None, section=None):
     out = run_dir / "report.html"
     files.write_text(out, page, replace=True, what="the report")   # atomic: a reader (or a crash) never sees half a page
     return out
+
+
+def _stylize_summary(records, valid):
+    """A stylizer's table: the objective of its validation crops beside the unstyled photo's. No PSNR: it would
+    only measure how much the style changed the photo, which is the point."""
+    epoch = next((r.get("epoch", "?") for r in reversed(records) if isinstance(r.get("valid"), dict)), None)
+    style, photo = number(valid.get("style")), number(valid.get("input_style"))
+    if epoch is None or math.isnan(style):
+        return '<p class="note">No validation yet: no metrics.jsonl.</p>', ("no validation results yet", "")
+    rows = [("stylized", valid), ("unstyled photo", {"loss": photo, "style": photo, "content": 0.0})]
+    note = (f'<p class="note">From the validation of epoch {esc(epoch)} in metrics.jsonl: the training objective on the '
+            "validation crops, lower is better; <code>style</code> is its part that matches the style image's Gram matrices, "
+            "<code>content</code> the rest (what ties the output to the photo). The unstyled photo is the baseline: its "
+            "content distance is 0, and its style distance is what the photo scores as it is; a stylizer earns its name "
+            "below it.</p>")
+    nearer = style < photo
+    text = (f"the stylized crops are {'nearer' if nearer else 'no nearer'} the style than the unstyled photo: style distance "
+            f"{style:.4g} against {photo:.4g} (validation, lower is better)")
+    return table_html(rows, ["loss", "style", "content"]) + note, (text, "pos" if nearer else "neg")
 
 
 def eval_sections(run_dir):
@@ -127,7 +149,8 @@ def _curves(records, task):
     terms = ["train_loss"] + (terms if len(terms) > 1 else [])   # a lone term is the total again
     valid = [r.get("valid") if isinstance(r.get("valid"), dict) else {} for r in records]
     lines = {"accuracy": "accuracy"} if task == "classify" else {"model mIoU": "miou", "model Dice": "dice"} \
-        if task == "segment" else {"model": "psnr", "damaged input": "input_psnr"}
+        if task == "segment" else {"stylized: objective": "loss", "stylized: style": "style", "unstyled photo: style": "input_style"} \
+        if task == "stylize" else {"model": "psnr", "damaged input": "input_psnr"}
     x_train = "step" if per_step else "epoch"
     loss = [(k.replace("train_", "train ") + (" (epoch mean)" if per_step else ""), ends, [r.get(k) for r in records], "o-")
             for k in terms]
@@ -138,7 +161,7 @@ def _curves(records, task):
     else:
         lr = [("learning rate (end of epoch)", epochs, [r.get("lr") for r in records], "o-")]
     plots = [("Training loss", x_train, "loss", loss), ("Learning rate", x_train, "lr", lr),
-             ("Validation", "epoch", {"classify": "accuracy", "segment": "mIoU, Dice"}.get(task, "PSNR (dB, RGB)"),
+             ("Validation", "epoch", {"classify": "accuracy", "segment": "mIoU, Dice", "stylize": "objective (lower is better)"}.get(task, "PSNR (dB, RGB)"),
               [(label, epochs, [v.get(k) for v in valid], "o-" if i == 0 else "o--") for i, (label, k) in enumerate(lines.items())])]
     out = []
     for title, xlabel, ylabel, series in plots:
