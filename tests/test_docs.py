@@ -62,7 +62,7 @@ def test_recipe_reference_states_the_allowed_ranges():
 def test_every_model_parameter_is_in_its_row():
     models = registry.load().models
     text = page("models.md")
-    for name in ("unet", "edsr", "classifier"):
+    for name in ("unet", "edsr", "classifier", "segmenter"):
         row = rows(text, name)
         for param in inspect.signature(models.get(name)).parameters:
             assert f"`{param}" in row, f"{name}.{param}"

@@ -188,3 +188,21 @@ def test_segment_mistakes_are_one_line(run_cli, tmp_path):
     result = run_cli("run", both, *TINY, "--out", tmp_path / "r2")
     assert result.exit_code == 2 and "takes no [[degradations]]" in result.output
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+@pytest.mark.parametrize("name", ["segmenter", "dice", "pixel_cross_entropy"])
+def test_workbench_check_passes_for_the_segmentation_plugins(run_cli, name):
+    result = run_cli("check", name)
+    assert result.exit_code == 0 and "checks passed" in result.output, result.output
+
+
+def test_the_model_check_catches_a_segmenter_that_loses_a_column():
+    from workbench.author.models import check_model
+
+    class Cropper(Segmenter):
+        def forward(self, img, mask=None):
+            return super().forward(img)[..., :-1]
+
+    rows = {name: (ok, why) for name, ok, why in check_model(Cropper(classes=2, widths=[8, 16]))}
+    assert rows["shape"] == (False, "shape: input (2, 3, 8, 8) gave (2, 2, 8, 7), not B x classes x H x W logits")
+    assert all(ok for _, ok, _ in check_model(Segmenter(classes=2, widths=[8, 16])))

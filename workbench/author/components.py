@@ -38,7 +38,7 @@ def check_one(plugins, kind, name):
     """Build `name` from registry `kind` with its default parameters and run that kind's contract."""
     reg = plugins.registry(kind)
     spec, note, factory = {"type": name}, "default parameters", reg.get(name)
-    if kind == "models" and capability(factory, "task") == "classify" and "classes" in parameters(factory)[0]:
+    if kind == "models" and capability(factory, "task") in ("classify", "segment") and "classes" in parameters(factory)[0]:
         spec["classes"], note = CLASSES, f"built with classes={CLASSES}"
     try:
         _, obj = build(reg, spec)

@@ -1,5 +1,5 @@
 """Contract checks for losses: scalar, finite, differentiable, zero for identical inputs (lower for
-right logits, for classification losses), non-negative. `check_loss` returns one row per property."""
+right logits, for classification and segmentation losses), non-negative. `check_loss` returns one row per property."""
 import torch
 import torch.nn.functional as F
 
@@ -10,11 +10,12 @@ TOL = 1e-6
 
 
 def _loss_cases(loss):
-    """(kind, [(output, target, identical)]): kind 'image', or 'classify' for (logits B x C, indices B).
+    """(kind, [(output, target, identical)]): kind 'image', 'classify' for (logits B x C, indices B) or
+    'segment' for (logits B x C x H x W, class maps B x H x W).
 
-    A loss may say `task = "classify"`; otherwise one that rejects images but takes logits is one.
+    A loss may say `task = "classify"` or "segment"; otherwise one that rejects images but takes logits is one.
     """
-    kind = "classify" if capability(loss, "task") == "classify" else "image"
+    kind = capability(loss, "task") if capability(loss, "task") in ("classify", "segment") else "image"
     if kind == "image":
         try:
             loss(make_batch(16, 16), make_batch(16, 16, seed=2))
@@ -24,6 +25,10 @@ def _loss_cases(loss):
                 kind = "classify"
             except Exception:
                 pass   # neither: the image checks below report the error, the common case
+    if kind == "segment":
+        logits = torch.randn(2, 5, 17, 23, generator=torch.Generator().manual_seed(0))
+        maps = torch.randint(0, 5, (2, 17, 23), generator=torch.Generator().manual_seed(1))
+        return kind, [(logits, maps, False), (torch.zeros(2, 5, 16, 16), torch.zeros(2, 16, 16, dtype=torch.int64), False)]
     if kind == "classify":
         logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
         return kind, [(logits, torch.tensor([0, 1, 2, 3]), False), (torch.zeros(4, 5), torch.tensor([4, 3, 2, 1]), False)]
@@ -54,7 +59,8 @@ def check_loss(loss, name="loss"):
 
     def scalar():
         values()
-        return "classification loss: logits B x C, class indices B" if kind == "classify" else ""
+        return {"classify": "classification loss: logits B x C, class indices B",
+                "segment": "segmentation loss: logits B x C x H x W, class maps B x H x W"}.get(kind, "")
 
     def finite():
         for v, out, _ in values():
@@ -81,7 +87,10 @@ def check_loss(loss, name="loss"):
 
     def prefers_right():
         target = torch.tensor([0, 1, 2, 3])
-        right, wrong = F.one_hot(target, 5).float() * 10, F.one_hot((target + 1) % 5, 5).float() * 10
+        if kind == "segment":   # four 2 x 2 maps, one class each, as B x C x H x W logits
+            target = target[:, None, None].expand(4, 2, 2).contiguous()
+        hot = lambda t: F.one_hot(t, 5).float().movedim(-1, 1) * 10   # noqa: E731
+        right, wrong = hot(target), hot((target + 1) % 5)
         r, w = _value(loss, right, target).item(), _value(loss, wrong, target).item()
         if not r < w:
             raise ContractViolation("lower when right", f"{r:.3g} for logits favouring the targets, {w:.3g} for wrong ones")
@@ -93,7 +102,7 @@ def check_loss(loss, name="loss"):
 
     return [run_check("scalar", scalar), run_check("finite", finite),
             run_check("differentiable", differentiable),
-            run_check("lower when right", prefers_right) if kind == "classify" else run_check("zero for identical", identical),
+            run_check("lower when right", prefers_right) if kind != "image" else run_check("zero for identical", identical),
             run_check("non-negative", non_negative)]
 
 

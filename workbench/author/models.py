@@ -1,4 +1,5 @@
-"""Contract checks for models: any size in, same size out (B x classes for classifiers), finite,
+"""Contract checks for models: any size in, same size out (B x classes for classifiers, B x classes x H x W
+for segmenters), finite,
 input untouched, gradients reach every parameter. `check_model` returns one row per property."""
 import copy
 
@@ -17,7 +18,8 @@ def check_model(model, name="model", sizes=MODEL_SIZES):
     Works on a copy: the optimizer step of the gradient check leaves the caller's model as it was.
     """
     model = copy.deepcopy(model).train()
-    classify = capability(model, "task") == "classify"   # the engine's own test (workbench.tasks)
+    task = capability(model, "task")   # the engine's own test (workbench.tasks)
+    classify, segment = task == "classify", task == "segment"
     outs = []
 
     def shape():
@@ -29,7 +31,9 @@ def check_model(model, name="model", sizes=MODEL_SIZES):
                 raise ContractViolation("shape", f"returned {type(out).__name__}, not a tensor")
             if classify and (out.ndim != 2 or len(out) != len(x)):
                 raise ContractViolation("shape", f"input {tuple(x.shape)} gave {tuple(out.shape)}, not B x classes logits")
-            if not classify and out.shape != x.shape:
+            if segment and (out.ndim != 4 or len(out) != len(x) or out.shape[2:] != x.shape[2:]):
+                raise ContractViolation("shape", f"input {tuple(x.shape)} gave {tuple(out.shape)}, not B x classes x H x W logits")
+            if task == "restore" and out.shape != x.shape:
                 raise ContractViolation("shape", f"input {tuple(x.shape)} came back as {tuple(out.shape)}")
             outs.append(out)
         return ", ".join(f"2x3x{h}x{w}" for h, w in sizes)
@@ -48,7 +52,7 @@ def check_model(model, name="model", sizes=MODEL_SIZES):
             raise ContractViolation("no mutation", "the input batch was modified in place")
 
     return [run_check("shape", shape), run_check("finite", finite), run_check("no mutation", no_mutation),
-            run_check("gradients", lambda: _check_gradients(model, classify))]
+            run_check("gradients", lambda: _check_gradients(model, classify or segment))]
 
 
 def _check_gradients(model, classify):
@@ -61,7 +65,8 @@ def _check_gradients(model, classify):
     def backward():
         opt.zero_grad(set_to_none=True)
         out = _call(model, x)
-        loss = F.cross_entropy(out, torch.arange(len(x)) % out.shape[-1]) if classify else (out - x.flip(-1)).square().mean()
+        target = torch.arange(x[:, 0].numel()).reshape(x[:, 0].shape) if out.ndim == 4 else torch.arange(len(x))   # a class map, or labels
+        loss = F.cross_entropy(out, target % out.shape[1]) if classify else (out - x.flip(-1)).square().mean()
         loss.backward()
         grads = {n: p.grad for n, p in params.items()}
         bad = [n for n, g in grads.items() if g is not None and not torch.isfinite(g).all()]

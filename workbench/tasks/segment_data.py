@@ -70,10 +70,11 @@ class SegmentationSource:
         return f"SegmentationSource({str(self.root)!r}, {len(self)} images, {len(self.classes)} classes)"
 
 
-def open_segmentation(spec, *, split="train", limit=0):
+def open_segmentation(spec, *, split="train", limit=0, key=None):
     """`spec` (a folder, or a .zip of one) as a SegmentationSource; the masks are read once here, to
-    count the classes and to tell a binary black-and-white mask set from one of class indices."""
-    key = "data.train" if split == "train" else "data.valid"
+    count the classes and to tell a binary black-and-white mask set from one of class indices.
+    `key` names the setting in messages (default: data.train or data.valid, by `split`)."""
+    key = key or ("data.train" if split == "train" else "data.valid")
     root = _local(spec, key)
     if not is_pair_folder(root):
         raise WorkbenchError(f"{key}: {root} is not a segmentation data set; a segment recipe trains on {LAYOUT}.")

@@ -100,7 +100,7 @@ def _items(data, recipe, chain, seed):
     items = []
     for where in data:
         if is_pair_folder(where):
-            src = open_segmentation(where, split="valid")
+            src = open_segmentation(where, split="valid", key=f"--data {where}")
             items += _pairs(src, range(len(src)))
         elif not marks:
             raise WorkbenchError(f"--data {where}: this run learnt from masks, so it is judged on an images/ + masks/ "
