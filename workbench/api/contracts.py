@@ -92,8 +92,9 @@ class Model:
 
     @property
     def task(self):
-        """"restore" (image -> image) or "classify" (image -> B x classes logits; the trainer passes
-        `classes` from the data). Read on the class, before the model is built."""
+        """"restore" (image -> image), "classify" (image -> B x classes logits) or "segment" (image -> B x
+        classes x H x W logits, a class per pixel); for the last two the trainer passes `classes` from the
+        data. Read on the class, before the model is built."""
         return "restore"
 
     @property
@@ -146,8 +147,9 @@ class Loss:
 
     @property
     def task(self):
-        """"restore" (images), "classify" (logits B x C against class indices B) or "stylize" (a restorer
-        trained with it is a stylizer: no damage, the photo is its input and its target). Read on the class."""
+        """"restore" (images), "classify" (logits B x C against class indices B), "segment" (logits B x C x
+        H x W against class maps B x H x W, 255 = ignore) or "stylize" (a restorer trained with it is a
+        stylizer: no damage, the photo is its input and its target). Read on the class."""
         return "restore"
 
     @property
