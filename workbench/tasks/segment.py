@@ -1,5 +1,6 @@
 """Segmentation: photo -> class map, judged by mIoU, Dice and pixel accuracy against two baselines that
-need no training: every pixel background, and a gray-level threshold fitted on the training crops.
+need no training: every pixel background, and thresholds of the gray level and of the local contrast
+fitted on the training crops.
 
 The class maps come from an images/ + masks/ folder (tasks/segment_data.py), or from a degradation
 that reports where it damaged the photo: find-watermark learns where a watermark is from the
@@ -8,6 +9,7 @@ watermark degradation's own mask (class 1), as a radiology tool finds burned-in 
 import math
 
 import torch
+import torch.nn.functional as F
 
 from workbench.api.contracts import capability
 from workbench.data import PairDataset
@@ -20,8 +22,11 @@ from workbench.judge.pictures import prepare
 from workbench.tasks.restore import SSIM_WINDOW
 from workbench.tasks.segment_data import LAYOUT, is_pair_folder, open_segmentation
 
-LEVELS = 64          # gray levels the threshold baseline tries
-FIT_CROPS = 32       # training crops the threshold is fitted on
+LEVELS = 64          # levels a threshold baseline tries
+FIT_CROPS = 32       # training crops the thresholds are fitted on
+# What the threshold baselines threshold: the gray level (bright text), and its distance from the mean
+# of its 15 x 15 neighbourhood, x 4 (a stamp's strokes stand out from what is around them).
+FEATURES, CONTRAST_SIDE, CONTRAST_GAIN = ("gray", "contrast"), 15, 4
 TITLES = {"damaged": "photo", "restored": "predicted", "clean": "true classes"}
 
 
@@ -69,7 +74,7 @@ class SegmentTask:
                                  crops_per_image=data["crops_per_image"], **common)
         valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
         self.valid = PairDataset(valid_src, valid_idx, chain, size=max(valid_size, SSIM_WINDOW), train=False, **common)
-        self.threshold = None   # (level, brighter) of the threshold baseline, fitted at the first validation
+        self.thresholds = None   # {feature: (level, brighter)} of the threshold baselines, fitted at the first validation
 
     def configure_model(self, spec):
         """The number of classes comes from the data unless the recipe fixes it (to at least as many)."""
@@ -95,19 +100,17 @@ class SegmentTask:
         """mIoU, Dice and pixel accuracy over all validation pixels, for the model and the baselines;
         also the first `keep` (name, photo, predicted overlay, true overlay) and report samples."""
         n = len(self.names)
-        if n == 2 and self.threshold is None:
-            self.threshold = self._fit_threshold()
-        scores = {"model": classmaps.Confusion(n), "all background": classmaps.Confusion(n)}
-        if self.threshold is not None:
-            scores[self._threshold_name()] = classmaps.Confusion(n)
+        if n == 2 and self.thresholds is None:
+            self.thresholds = self._fit_thresholds()
+        rules = {threshold_name(f, *rule): (f, *rule) for f, rule in (self.thresholds or {}).items()}
+        scores = {m: classmaps.Confusion(n) for m in ["model", "all background", *rules]}
         images, samples, count = [], [], 0
         for batch in loader:
             x, y = self.inputs(batch, device)
             with autocast(device, amp_dtype):
                 predicted = model(x).float().argmax(1)
             guesses = {"model": predicted, "all background": torch.zeros_like(y)}
-            if self.threshold is not None:
-                guesses[self._threshold_name()] = self._by_threshold(x)
+            guesses.update({m: by_threshold(x, *rule) for m, rule in rules.items()})
             for method, guess in guesses.items():
                 scores[method].add(guess, y)
             count += len(y)
@@ -120,8 +123,8 @@ class SegmentTask:
         model_scores = scores.pop("model").scores(self.names)
         metrics = {**model_scores, "images": count,
                    "baselines": {m: {k: v for k, v in c.scores(self.names).items() if k != "iou"} for m, c in scores.items()}}
-        if self.threshold is not None:   # eval judges the same baseline on other photos
-            metrics["threshold"] = {"gray": self.threshold[0] / (LEVELS - 1), "brighter": self.threshold[1]}
+        if self.thresholds:   # eval judges the same baselines on other photos
+            metrics["thresholds"] = {f: {"level": t / (LEVELS - 1), "brighter": b} for f, (t, b) in self.thresholds.items()}
         return metrics, images, samples
 
     def _sample(self, name, photo, guesses, truth):
@@ -131,47 +134,51 @@ class SegmentTask:
         return prepare({"name": name, "damaged": photo, "restored": classmaps.overlay(photo, guesses["model"]),
                         "clean": classmaps.overlay(photo, truth), "metrics": metrics, "titles": TITLES})
 
-    # -- the threshold baseline: class 1 where the gray level is above (or below) one level ---------------
-    def _fit_threshold(self):
-        """The (level, brighter) with the best mIoU on up to FIT_CROPS training crops: fitted on training
-        data only, so the baseline is as honest as the model."""
-        fg, bg = torch.zeros(LEVELS, dtype=torch.float64), torch.zeros(LEVELS, dtype=torch.float64)
+    # -- the threshold baselines: class 1 where a feature is above (or below) one level ------------------
+    def _fit_thresholds(self):
+        """{feature: (level, brighter)} with the best mIoU on up to FIT_CROPS training crops: fitted on
+        training data only, so the baselines are as honest as the model."""
+        fg = {f: torch.zeros(LEVELS, dtype=torch.float64) for f in FEATURES}
+        bg = {f: torch.zeros(LEVELS, dtype=torch.float64) for f in FEATURES}
         for i in range(min(FIT_CROPS, len(self.train))):
             item = self.train[(0, i)]
             x, y = self.inputs({k: v[None] if isinstance(v, torch.Tensor) else v for k, v in item.items()}, "cpu")
-            level = _levels(x)[y != classmaps.IGNORE]
-            y = y[y != classmaps.IGNORE]
-            fg += torch.bincount(level[y == 1], minlength=LEVELS).double()
-            bg += torch.bincount(level[y == 0], minlength=LEVELS).double()
-        best = (-1.0, (LEVELS // 2, True))
-        for t in range(1, LEVELS):
-            for brighter in (True, False):
-                hit_fg = fg[t:].sum() if brighter else fg[:t].sum()
-                false_fg = bg[t:].sum() if brighter else bg[:t].sum()
-                miss = fg.sum() - hit_fg
-                hit_bg = bg.sum() - false_fg
-                miou = 0.5 * (hit_fg / max(hit_fg + false_fg + miss, 1) + hit_bg / max(hit_bg + miss + false_fg, 1))
-                best = max(best, (float(miou), (t, brighter)))
-        return best[1]
-
-    def _threshold_name(self):
-        return threshold_name(*self.threshold)
-
-    def _by_threshold(self, x):
-        return by_threshold(x, *self.threshold)
+            keep = y != classmaps.IGNORE
+            for f in FEATURES:
+                level, truth = levels(x, f)[keep], y[keep]
+                fg[f] += torch.bincount(level[truth == 1], minlength=LEVELS).double()
+                bg[f] += torch.bincount(level[truth == 0], minlength=LEVELS).double()
+        return {f: _best_rule(fg[f], bg[f]) for f in FEATURES}
 
 
-def threshold_name(t, brighter):
-    return f"threshold (gray {'>=' if brighter else '<'} {t / (LEVELS - 1):.2f})"
+def _best_rule(fg, bg):
+    """(level, brighter) of the best mIoU, from the feature's histograms over class-1 and class-0 pixels."""
+    best = (-1.0, (LEVELS // 2, True))
+    for t in range(1, LEVELS):
+        for brighter in (True, False):
+            hit_fg = fg[t:].sum() if brighter else fg[:t].sum()
+            false_fg = bg[t:].sum() if brighter else bg[:t].sum()
+            miss, hit_bg = fg.sum() - hit_fg, bg.sum() - false_fg
+            miou = 0.5 * (hit_fg / max(hit_fg + false_fg + miss, 1) + hit_bg / max(hit_bg + miss + false_fg, 1))
+            best = max(best, (float(miou), (t, brighter)))
+    return best[1]
 
 
-def by_threshold(x, t, brighter):
-    """Class 1 where the gray level is at least (or below) level t of LEVELS: the threshold baseline."""
-    level = _levels(x)
+def threshold_name(feature, t, brighter):
+    return f"threshold ({feature} {'>=' if brighter else '<'} {t / (LEVELS - 1):.2f})"
+
+
+def by_threshold(x, feature, t, brighter):
+    """Class 1 where the feature is at least (or below) level t of LEVELS: a threshold baseline."""
+    level = levels(x, feature)
     return (level >= t if brighter else level < t).to(torch.int64)
 
 
-def _levels(x):
-    """B x 3 x H x W in [0, 1] -> B x H x W gray levels 0 .. LEVELS - 1 (BT.601 luma)."""
-    gray = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    return (gray.float().clamp(0, 1) * (LEVELS - 1)).round().to(torch.int64).cpu()
+def levels(x, feature):
+    """B x 3 x H x W in [0, 1] -> B x H x W levels 0 .. LEVELS - 1 of the gray level (BT.601 luma) or of
+    its distance from the local mean."""
+    gray = 0.299 * x[:, 0].float() + 0.587 * x[:, 1].float() + 0.114 * x[:, 2].float()
+    if feature == "contrast":
+        local = F.avg_pool2d(gray[:, None], CONTRAST_SIDE, stride=1, padding=CONTRAST_SIDE // 2, count_include_pad=False)
+        gray = (gray - local[:, 0]).abs() * CONTRAST_GAIN
+    return (gray.clamp(0, 1) * (LEVELS - 1)).round().to(torch.int64).cpu()

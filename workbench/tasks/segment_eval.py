@@ -51,9 +51,10 @@ def evaluate(run_dir, plugins, *, data=(), seed=0, device="auto", tile=512, keep
     n = int(state["recipe"]["model"]["classes"])
     names += [f"class {k}" for k in range(len(names), n)]
     chain = recipe.degradation_chain(plugins)
-    fitted = (state.get("metrics") or {}).get("threshold")
-    threshold = (round(fitted["gray"] * (LEVELS - 1)), bool(fitted["brighter"])) if isinstance(fitted, dict) else None
-    methods = ["model", "all background"] + ([threshold_name(*threshold)] if threshold else [])
+    fitted = (state.get("metrics") or {}).get("thresholds") or {}
+    rules = {f: (round(r["level"] * (LEVELS - 1)), bool(r["brighter"])) for f, r in fitted.items()}
+    rules = {threshold_name(f, *r): (f, *r) for f, r in rules.items()}
+    methods = ["model", "all background", *rules]
     totals = {m: classmaps.Confusion(n) for m in methods}
     device = pick_device(device)
     net = Probabilities(model).to(device).eval()
@@ -68,8 +69,7 @@ def evaluate(run_dir, plugins, *, data=(), seed=0, device="auto", tile=512, keep
             continue
         probs = restore_tensor(net, photo, tile=tile, device=device, self_ensemble=self_ensemble)
         guesses = {"model": probs.argmax(0), "all background": torch.zeros_like(truth)}
-        if threshold:
-            guesses[methods[-1]] = by_threshold(photo[None], *threshold)[0]
+        guesses.update({m: by_threshold(photo[None], *rule)[0] for m, rule in rules.items()})
         row = {"name": name, "size": [photo.shape[-1], photo.shape[-2]], "metrics": {}}
         for m, guess in guesses.items():
             totals[m].add(guess, truth)
