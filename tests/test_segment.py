@@ -1,6 +1,7 @@
 """Segmentation: class-map files, scores against hand counts, the images/ + masks/ source, the segmenter and
 its losses, and the find-watermark and folder recipes through run, restore, eval and grid."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -158,6 +159,9 @@ def test_find_watermark_runs_restores_evaluates_and_draws(run_cli, tmp_path):
     assert ev["task"] == "segment" and set(ev["mean"]) >= {"model", "all background"} and len(ev["images"]) == 2
     result = run_cli("grid", run, "-o", tmp_path / "g.png", "-n", "2")
     assert result.exit_code == 0 and (tmp_path / "g.png").is_file(), result.output
+    shutil.copytree(run, tmp_path / "fw2")
+    result = run_cli("compare", run, tmp_path / "fw2")
+    assert result.exit_code == 2 and "is a segment run; `workbench compare` puts restorers side by side" in result.output
 
 
 def test_a_folder_recipe_trains_on_masks_and_is_judged_on_them(run_cli, tmp_path):

@@ -54,6 +54,11 @@ def check_tasks(labels, tasks):
                              "and compare puts restorers side by side.")
     if classifiers:
         raise WorkbenchError(f"{classifiers[0]} is a classifier run; `workbench compare` judges restorers.")
+    others = [(label, t) for label, t in zip(labels, tasks) if t != "restore"]
+    if others:   # a segmenter's mIoU or a stylizer's style distance is no PSNR to rank beside a restorer's
+        label, task = others[0]
+        raise WorkbenchError(f"{label} is a {task} run; `workbench compare` puts restorers side by side: judge each "
+                             "with `workbench eval RUN` (or `workbench grid`) instead.")
 
 
 # -- without --data: what each run already has ----------------------------------------------------------
@@ -89,7 +94,7 @@ def _saved(run, label):
                                                           "damage_first")), str((recipe.get("recipe") or {}).get("seed")))
     return {"label": label, "run": str(run), "recipe": (recipe.get("recipe") or {}).get("name") or "?",
             "epoch": last.get("epoch"), "source": f"metrics.jsonl (validation, epoch {last.get('epoch', '?')})", "notes": [],
-            "task": "classify" if "accuracy" in valid else "restore", "primary": "psnr_rgb",
+            "task": "classify" if "accuracy" in valid else "segment" if "miou" in valid else "restore", "primary": "psnr_rgb",
             "mean": {"model": {"psnr_rgb": valid.get("psnr"), "ssim_rgb": valid.get("ssim")},
                      "input": {"psnr_rgb": valid.get("input_psnr"), "ssim_rgb": valid.get("input_ssim")}},
             "damage": (" -> ".join(_step(d) for d in chain) or "none") if recipe else "? (no recipe.toml)",
