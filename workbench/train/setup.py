@@ -29,6 +29,8 @@ class Learner:
         self.memory_format = torch.channels_last if tcfg["channels_last"] else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
         self.objective = build_objective(recipe, plugins, default=task.default_loss).to(device)
+        if hasattr(task, "objective"):   # a task judged by the objective itself (stylize): the same frozen network
+            task.objective = self.objective
         # 2. precision and optimiser
         self.amp_dtype = autocast_dtype(device, tcfg["mixed_precision"], tcfg["cpu_bf16"])
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
