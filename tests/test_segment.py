@@ -210,3 +210,18 @@ def test_the_model_check_catches_a_segmenter_that_loses_a_column():
     rows = {name: (ok, why) for name, ok, why in check_model(Cropper(classes=2, widths=[8, 16]))}
     assert rows["shape"] == (False, "shape: input (2, 3, 8, 8) gave (2, 2, 8, 7), not B x classes x H x W logits")
     assert all(ok for _, ok, _ in check_model(Segmenter(classes=2, widths=[8, 16])))
+
+
+def test_a_class_map_restore_wrote_is_a_mask_an_inpainter_reads(tmp_path):
+    from workbench.images.masks import read_mask
+
+    classes = torch.zeros(5, 7, dtype=torch.uint8)
+    classes[1:3, 2:5], classes[4, 6] = 1, classmaps.IGNORE
+    classmaps.write(classes, tmp_path / "found.png")
+    assert torch.equal(read_mask(tmp_path / "found.png", (7, 5))[0], classes == 1)   # class 1 is missing; void is not
+    with pytest.raises(WorkbenchError, match="the mask is 7x5 but the photo is 8x5"):
+        read_mask(tmp_path / "found.png", (8, 5))
+    other = Image.fromarray(np.array([[0, 1]], dtype=np.uint8), "P")
+    other.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)   # a user's palette: index 0 is white, so missing
+    other.save(tmp_path / "user.png")
+    assert read_mask(tmp_path / "user.png", (2, 1)).tolist() == [[[True, False]]]

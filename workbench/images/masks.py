@@ -10,7 +10,10 @@ from torch.nn import functional as F
 
 from workbench.api.contracts import MASK_HELP
 from workbench.errors import WorkbenchError
+from workbench.images import classmaps
 from workbench.images.files import has_alpha, read_image
+
+CHECKED = 16   # palette entries that tell the workbench's class maps from a user's palette image
 
 
 def read_mask(path, size):
@@ -18,7 +21,15 @@ def read_mask(path, size):
 
     Missing = white (mean of the channels >= 0.5). A mask with an alpha channel (strokes painted on
     a transparent layer) counts only its opaque pixels: transparent = known, whatever its colour,
-    and opaque white = missing (alpha >= 0.5 and colour >= 0.5)."""
+    and opaque white = missing (alpha >= 0.5 and colour >= 0.5). A class map a segmentation run
+    wrote (`restore` of find-watermark: the workbench's palette) marks every class but background
+    and ignore as missing, so its masks feed an inpainter as they are."""
+    found = _class_map(path)
+    if found is not None:
+        if (found.shape[-1], found.shape[-2]) != tuple(size):
+            raise WorkbenchError(f"{path}: the mask is {found.shape[-1]}x{found.shape[-2]} but the photo is "
+                                 f"{size[0]}x{size[1]}; the mask must be {MASK_HELP}.")
+        return ((found != 0) & (found != classmaps.IGNORE))[None]
     img = read_image(path)
     if (img.shape[2], img.shape[1]) != tuple(size):
         raise WorkbenchError(f"{path}: the mask is {img.shape[2]}x{img.shape[1]} but the photo is {size[0]}x{size[1]}; "
@@ -26,6 +37,17 @@ def read_mask(path, size):
     white = img.mean(dim=0, keepdim=True) >= 0.5
     alpha = _alpha(path)
     return white if alpha is None else white & (alpha >= 0.5)
+
+
+def _class_map(path):
+    """H x W class indices of a palette PNG in the workbench's own palette (workbench.images.classmaps), else None."""
+    try:
+        with Image.open(path) as im:
+            ours = im.mode == "P" and not has_alpha(im) and \
+                (im.getpalette() or [])[:3 * CHECKED] == classmaps.PALETTE[:CHECKED].reshape(-1).tolist()
+    except OSError:
+        return None   # read_image says what is wrong with the file
+    return classmaps.read_values(path) if ours else None
 
 
 def _alpha(path):
