@@ -7,9 +7,11 @@ that reports where it damaged the photo: find-watermark learns where a watermark
 watermark degradation's own mask (class 1), as a radiology tool finds burned-in patient names.
 """
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from workbench.api.contracts import capability
 from workbench.data import PairDataset
@@ -74,6 +76,7 @@ class SegmentTask:
                                  crops_per_image=data["crops_per_image"], **common)
         valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
         self.valid = PairDataset(valid_src, valid_idx, chain, size=max(valid_size, SSIM_WINDOW), train=False, **common)
+        self.warned = False      # the note that validation lacks a class, printed once
         self.thresholds = None   # {feature: (level, brighter)} of the threshold baselines, fitted at the first validation
 
     def configure_model(self, spec):
@@ -120,6 +123,11 @@ class SegmentTask:
                     photo, guess, truth = x[j].float().cpu(), predicted[j].cpu(), y[j].cpu()
                     images.append((name, photo, classmaps.overlay(photo, guess), classmaps.overlay(photo, truth)))
                     samples.append(self._sample(name, photo, {m: g[j].cpu() for m, g in guesses.items()}, truth))
+        absent = [name for name, count in zip(self.names, scores["model"].matrix.sum(1).tolist()) if count == 0]
+        if absent and not self.warned:   # a validation with no pixel of a class cannot judge it: say so once
+            self.warned = True
+            tqdm.write(f"warning: the validation crops hold no pixel of {', '.join(absent)}; mIoU leaves "
+                       f"{'it' if len(absent) == 1 else 'them'} out: raise data.valid_size or give data.valid.", file=sys.stderr)
         model_scores = scores.pop("model").scores(self.names)
         metrics = {**model_scores, "images": count,
                    "baselines": {m: {k: v for k, v in c.scores(self.names).items() if k != "iou"} for m, c in scores.items()}}
