@@ -131,8 +131,10 @@ def test_restore_stylizes_photos_of_any_size(stylized, run_cli, tmp_path):
 
 def test_eval_refuses_in_one_line_and_grid_draws_photo_stylized_style(stylized, run_cli, photos, tmp_path):
     line = one_line(run_cli("eval", stylized))
-    assert "style-transfer run" in line and "workbench grid" in line and "workbench restore" in line
-    assert not (stylized / "eval.json").exists()
+    assert "is a stylizer" in line and "workbench grid" in line and "workbench restore" in line
+    assert str(stylized / "report.html") in line and not (stylized / "eval.json").exists()
+    assert run_cli("export", stylized, "-o", tmp_path / "s.safetensors").exit_code == 0   # an export is refused alike
+    assert "is a stylizer" in one_line(run_cli("eval", tmp_path / "s.safetensors"))
     result = run_cli("grid", stylized, "--data", photos, "-n", "2", "-o", tmp_path / "g.png")
     assert result.exit_code == 0, result.output
     assert "2 rows" in result.output and "photo | stylized | style image" in result.output

@@ -124,22 +124,28 @@ def cover(img, h, w):
 
 
 # -- a trained stylizer: what `eval` says of it, and what `grid` draws ----------------------------------
-def is_stylize_run(run_dir, plugins):
-    """Whether `run_dir` (a run directory) trained a stylizer, from its recipe.toml's losses."""
-    path = Path(run_dir or "") / "recipe.toml"
+def is_stylize_run(where, plugins):
+    """Whether `where` holds a stylizer: a run directory by its recipe.toml's losses, a checkpoint or an
+    exported .safetensors by the task it saved."""
+    from workbench.runs import checkpoint
+
+    path = Path(where or "")
     try:
-        specs = tomllib.loads(path.read_text(encoding="utf-8")).get("losses") or []
-        return any(capability(plugins.losses.get(s.get("type", "")), "task") == "stylize" for s in specs)
-    except (OSError, ValueError, AttributeError, WorkbenchError):
-        return False   # not a run directory, or not readable: the restorer's path says why
+        if path.is_dir():
+            specs = tomllib.loads((path / "recipe.toml").read_text(encoding="utf-8")).get("losses") or []
+            return any(capability(plugins.losses.get(s.get("type", "")), "task") == "stylize" for s in specs)
+        return path.is_file() and checkpoint.task_of(checkpoint.load(path), plugins) == "stylize"
+    except (OSError, ValueError, AttributeError, KeyError, WorkbenchError):
+        return False   # not a run, or not readable: the restorer's path says why
 
 
-def refuse_eval(run_dir):
+def refuse_eval(where):
     """`eval` measures restorers against damage; a stylizer undoes none, so it says what to use instead."""
-    raise WorkbenchError(f"{run_dir} is a style-transfer run: there is no damage to measure PSNR against. Its validation "
-                         f"(the objective of the stylized crops beside the unstyled photo's, lower is better) is in "
-                         f"{Path(run_dir) / 'report.html'}; draw photos beside their stylized copies with `workbench grid "
-                         f"{run_dir} --data PHOTOS -o grid.png`, and stylize them with `workbench restore {run_dir} PHOTOS -o OUT`.")
+    page = Path(where) / "report.html" if Path(where).is_dir() else "its run directory's report.html"
+    raise WorkbenchError(f"{where} is a stylizer (style transfer): there is no damage to measure PSNR against. Its validation "
+                         f"(the objective of the stylized crops beside the unstyled photo's, lower is better) is in {page}; "
+                         f"draw photos beside their stylized copies with `workbench grid {where} --data PHOTOS -o grid.png`, "
+                         f"and stylize them with `workbench restore {where} PHOTOS -o OUT`.")
 
 
 def grid_rows(run_dir, plugins, *, data=(), count=6, device="auto", tile=512):
