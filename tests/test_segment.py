@@ -225,3 +225,11 @@ def test_a_class_map_restore_wrote_is_a_mask_an_inpainter_reads(tmp_path):
     other.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)   # a user's palette: index 0 is white, so missing
     other.save(tmp_path / "user.png")
     assert read_mask(tmp_path / "user.png", (2, 1)).tolist() == [[[True, False]]]
+
+
+def test_batch_shows_a_segmentation_folder_as_photo_and_true_classes(run_cli, tmp_path):
+    data = squares(tmp_path / "set", n=3)
+    recipe = tmp_path / "seg.toml"
+    recipe.write_text(f'[recipe]\nname = "squares"\n[data]\ntrain = "{data}"\nsize = 24\n[model]\ntype = "segmenter"\n')
+    result = run_cli("batch", recipe, "-o", tmp_path / "b.png", "-n", "3")
+    assert result.exit_code == 0 and (tmp_path / "b.png").is_file(), result.output

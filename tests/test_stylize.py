@@ -127,6 +127,7 @@ def test_restore_stylizes_photos_of_any_size(stylized, run_cli, tmp_path):
     for name, size in {"wide.png": (300, 200), "dot.png": (1, 1), "gray.png": (30, 20), "clear.png": (25, 9)}.items():
         assert Image.open(tmp_path / "out" / name).size == size, name
     assert Image.open(tmp_path / "out" / "clear.png").mode == "RGBA"   # the photo's transparency comes back
+    assert Image.open(tmp_path / "out" / "gray.png").mode == "RGB"   # painted in the style image's colours
 
 
 def test_eval_refuses_in_one_line_and_grid_draws_photo_stylized_style(stylized, run_cli, photos, tmp_path):

@@ -22,8 +22,8 @@ from workbench.devices import progress
 from workbench.devices.device import pick_device
 from workbench.errors import WorkbenchError
 from workbench.images import masks
-from workbench.images.files import IMAGE_SUFFIXES, output_name, read_image_and_look, write_image
-from workbench.infer import segment
+from workbench.images.files import IMAGE_SUFFIXES, output_name, read_image_and_look
+from workbench.infer import savers, segment
 from workbench.runs import files
 from workbench.runs.checkpoint import load_model, task_of
 from workbench.runs.files import WriteError
@@ -200,7 +200,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
     if task == "segment":   # the class map of each photo, as probabilities blended across tiles
         model, name_of, save = segment.Probabilities(model), segment.mask_name, segment.save_classes
     else:
-        name_of, save = output_name, _save_photo
+        name_of, save = output_name, (savers.colour if task == "stylize" else savers.photo)
     jobs = [(path, outdir / name_of(name), mask_of(name)) for name, path in found]
     outputs = Outputs([p for job in jobs for p in (job[0], job[2]) if p is not None], overwrite=overwrite)
     for path, dst, _ in jobs:
@@ -259,12 +259,6 @@ def _restore_one(path, dst, mask_path, *, model, chain, tile, overlap, device, s
             raise
         raise WorkbenchError(f"{dst}: cannot write the restored photo ({e.reason}); check the output folder.") from e
     return None, size_in, (out.shape[2], out.shape[1])
-
-
-def _save_photo(out, dst, *, replace, look, chain):
-    """The photo's own kind (gray, 16-bit, palette, transparency), except where the task is colour itself."""
-    colour = any(capability(deg, "keeps_luma") for _, deg in chain)
-    write_image(out, dst, replace=replace, look=look.with_kind("RGB") if colour else look)
 
 
 def _mask_finder(mask, found, wanted, run_dir):

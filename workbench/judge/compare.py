@@ -94,7 +94,8 @@ def _saved(run, label):
                                                           "damage_first")), str((recipe.get("recipe") or {}).get("seed")))
     return {"label": label, "run": str(run), "recipe": (recipe.get("recipe") or {}).get("name") or "?",
             "epoch": last.get("epoch"), "source": f"metrics.jsonl (validation, epoch {last.get('epoch', '?')})", "notes": [],
-            "task": "classify" if "accuracy" in valid else "segment" if "miou" in valid else "restore", "primary": "psnr_rgb",
+            "task": "classify" if "accuracy" in valid else "segment" if "miou" in valid else
+            "stylize" if "input_style" in valid else "restore", "primary": "psnr_rgb",
             "mean": {"model": {"psnr_rgb": valid.get("psnr"), "ssim_rgb": valid.get("ssim")},
                      "input": {"psnr_rgb": valid.get("input_psnr"), "ssim_rgb": valid.get("input_ssim")}},
             "damage": (" -> ".join(_step(d) for d in chain) or "none") if recipe else "? (no recipe.toml)",

@@ -1,5 +1,8 @@
 """`workbench batch`: show the (damaged, clean) training pairs a recipe makes, before training on them."""
+import torch
+
 from workbench.data.lanes import LaneSampler
+from workbench.images.classmaps import overlay
 from workbench.images.grid import draw_grid
 from workbench.images.metrics import psnr
 from workbench.tasks import make_task
@@ -28,9 +31,13 @@ def batch_grid(dataset, *, n=8, epoch=0, height=128, batch_size=16):
     """A grid of the first `n` items of an epoch, in the order training would see them."""
     rows = []
     for item in first_items(dataset, n, epoch, batch_size):
-        name = dataset.source.name(item["index"])
-        row = [(item["damaged"], f"damaged {psnr(item['damaged'], item['clean']):.1f} dB"),
-               (item["clean"], f"clean: {name}")]
+        name, damaged, clean = dataset.source.name(item["index"]), item["damaged"], item["clean"]
+        if len(clean) == 4:   # a segmentation folder's crop: the photo and its class map as a 4th channel
+            photo = clean[:3]
+            rows.append([(photo, f"photo: {name}"), (overlay(photo, (clean[3] * 255).round().long()), "true classes")])
+            continue
+        said = "input: the photo itself" if torch.equal(damaged, clean) else f"damaged {psnr(damaged, clean):.1f} dB"
+        row = [(damaged, said), (clean, f"clean: {name}")]
         if item["mask"].any():
             row.append((item["mask"].float().expand(3, -1, -1), "mask"))
         rows.append(row)
