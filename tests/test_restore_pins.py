@@ -15,7 +15,7 @@ from PIL import Image
 from workbench.api import registry as plugin_manager
 from workbench.cli import judge
 from workbench.errors import WorkbenchError
-from workbench.infer import restore
+from workbench.infer import savers
 from workbench.infer.restore import _windows, restore_files, restore_tensor
 from workbench.runs import checkpoint
 from workbench.runs.files import WriteError
@@ -234,7 +234,7 @@ def test_a_full_disk_while_writing_is_one_line_naming_the_photo(tmp_path, models
     def full(img, dst, **kw):
         raise WriteError("x", dst, "No space left on device")
 
-    monkeypatch.setattr(restore, "write_image", full)
+    monkeypatch.setattr(savers, "write_image", full)   # restore writes photos through infer/savers.py
     with pytest.raises(WorkbenchError) as e:
         restore_files(run, [photo(tmp_path / "a.png")], tmp_path / "out", device="cpu", plugins=models)
     assert str(e.value) == (f"{tmp_path / 'out' / 'a.png'}: cannot write the restored photo (No space left on device); "

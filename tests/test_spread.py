@@ -51,8 +51,8 @@ cpu_bf16 = false
 PROBE = '''
 import os, sys
 from pathlib import Path
-import workbench.infer.restore as restore
-log, rank, real = os.environ["PROBE_LOG"], os.environ.get("RANK", "0"), restore.write_image
+import workbench.infer.savers as savers
+log, rank, real = os.environ["PROBE_LOG"], os.environ.get("RANK", "0"), savers.write_image
 
 def logged(img, path, **kw):
     if os.environ.get("PROBE_CRASH") == f"{rank}:{Path(path).name}":
@@ -63,7 +63,7 @@ def logged(img, path, **kw):
         f.write(f"{path}\\n")
     real(img, path, **kw)
 
-restore.write_image = logged
+savers.write_image = logged
 from workbench.cli import main
 sys.argv[0] = "workbench"
 try:
