@@ -5,13 +5,13 @@ import sys
 import torch
 
 from workbench.api.contracts import call_model
-from workbench.data import PairDataset
 from workbench.data.splits import recipe_splits
 from workbench.devices.device import autocast
 from workbench.errors import WorkbenchError
 from workbench.images.metrics import batch_psnr, batch_ssim, psnr
 from workbench.judge.baselines import for_chain
 from workbench.judge.pictures import prepare
+from workbench.tasks.pairs import pair_datasets
 
 SSIM_WINDOW = 11   # validation crops are at least this wide: SSIM's 11 x 11 Gaussian window must fit
 
@@ -30,22 +30,14 @@ class RestoreTask:
                 f"(input {valid.get('input_ssim', math.nan):.4f})")
 
     def __init__(self, recipe, plugins):
-        data, seed = recipe["data"], recipe["recipe"]["seed"]
-        (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
+        splits = recipe_splits(recipe)
         self.chain = chain = recipe.degradation_chain(plugins)
         self.plugins, self.baselines = plugins, None   # the baselines are built at the first validation
         if not chain:   # the clean image would be its own input: loss 0, PSNR inf, nothing learnt
             raise WorkbenchError(f"{recipe.source}: the recipe has no [[degradations]], so there is nothing to restore; "
                                  "add one (see `workbench list degradations`).")
-        self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
-                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=data["repeat"],
-                                 damage_first=data["damage_first"], crops_per_image=data["crops_per_image"])
-        # Region hold-outs are thin strips: judge on the largest square that fits in all of them.
-        # (Tiny photos give strips narrower than SSIM's window: those are padded up to it.)
-        valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
-        valid_size = max(valid_size, SSIM_WINDOW)
-        self.valid = PairDataset(valid_src, valid_idx, chain, size=valid_size, seed=seed, train=False,
-                                 damage_first=data["damage_first"])
+        # Tiny photos give validation crops narrower than SSIM's window: those are padded up to it.
+        self.train, self.valid = pair_datasets(recipe, splits, chain, min_valid=SSIM_WINDOW)
 
     def configure_model(self, spec):
         return spec

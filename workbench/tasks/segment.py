@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from workbench.api.contracts import capability
-from workbench.data import PairDataset
 from workbench.data.sources import _local
 from workbench.data.splits import recipe_splits
 from workbench.devices.device import autocast
 from workbench.errors import WorkbenchError
 from workbench.images import classmaps
 from workbench.judge.pictures import prepare
+from workbench.tasks.pairs import pair_datasets
 from workbench.tasks.restore import SSIM_WINDOW
 from workbench.tasks.segment_data import LAYOUT, is_pair_folder, open_segmentation
 
@@ -50,7 +50,7 @@ class SegmentTask:
         return f"{name}: photo", "predicted classes", "true classes"
 
     def __init__(self, recipe, plugins):
-        data, seed = recipe["data"], recipe["recipe"]["seed"]
+        data = recipe["data"]
         self.chain = chain = recipe.degradation_chain(plugins)
         train = str(data["train"])
         self.from_masks = train != "sample" and bool(train.strip()) and is_pair_folder(_local(train, "data.train"))
@@ -61,21 +61,16 @@ class SegmentTask:
             if data["trivial_augment"]:
                 raise WorkbenchError(f"{recipe.source}: data.trivial_augment changes colours channel by channel, and the "
                                      "class map rides along as a 4th channel: set data.trivial_augment = false.")
-            (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe, opener=open_segmentation)
-            self.names = max(train_src.classes, valid_src.classes, key=len)
+            splits = recipe_splits(recipe, opener=open_segmentation)
+            self.names = max((source.classes for source, _ in splits), key=len)
         else:
             found = [name for name, deg in chain if capability(deg, "reports_mask")]
             if not found:
                 raise WorkbenchError(f"{recipe.source}: a segment recipe needs class maps to learn from: {LAYOUT}. "
                                      f"data.train = {train!r} is neither.")
-            (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
+            splits = recipe_splits(recipe)
             self.names = ["background", " + ".join(found)]
-        common = dict(seed=seed, damage_first=data["damage_first"])
-        self.train = PairDataset(train_src, train_idx, chain, size=data["size"], pad=data["pad"], flip=data["flip"],
-                                 trivial_augment=data["trivial_augment"], repeat=data["repeat"],
-                                 crops_per_image=data["crops_per_image"], **common)
-        valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
-        self.valid = PairDataset(valid_src, valid_idx, chain, size=max(valid_size, SSIM_WINDOW), train=False, **common)
+        self.train, self.valid = pair_datasets(recipe, splits, chain, min_valid=SSIM_WINDOW)
         self.warned = False      # the note that validation lacks a class, printed once
         self.thresholds = None   # {feature: (level, brighter)} of the threshold baselines, fitted at the first validation
 

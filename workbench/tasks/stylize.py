@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from workbench.api.contracts import capability
-from workbench.data import PairDataset
 from workbench.data.splits import recipe_splits
 from workbench.devices.device import autocast
 from workbench.errors import WorkbenchError
 from workbench.judge.pictures import prepare
+from workbench.tasks.pairs import pair_datasets
 
 MIN_VALID = 32   # validation crops at least this wide: a ResNet's layer3 (1/16) then still has 2 x 2 features
 BASELINE = "unstyled"   # the report's name for the photo itself, the baseline every stylizer must beat
@@ -44,18 +44,12 @@ class StylizeTask:
         return f"{name}: photo", "stylized", "style image"
 
     def __init__(self, recipe, plugins):
-        data, seed = recipe["data"], recipe["recipe"]["seed"]
         self.chain = chain = recipe.degradation_chain(plugins)
         if chain:   # the content target is the photo: damage would only be painted over, never undone
             names = ", ".join(name for name, _ in chain)
             raise WorkbenchError(f"{recipe.source}: a style loss trains a stylizer, which repaints the photo itself: remove "
                                  f"the [[degradations]] ({names}), or drop the style loss to restore that damage.")
-        (train_src, train_idx), (valid_src, valid_idx) = recipe_splits(recipe)
-        self.train = PairDataset(train_src, train_idx, [], size=data["size"], pad=data["pad"], flip=data["flip"],
-                                 trivial_augment=data["trivial_augment"], seed=seed, repeat=data["repeat"],
-                                 damage_first=data["damage_first"], crops_per_image=data["crops_per_image"])
-        valid_size = min(data["valid_size"], valid_src.min_side()) if hasattr(valid_src, "min_side") else data["valid_size"]
-        self.valid = PairDataset(valid_src, valid_idx, [], size=max(valid_size, MIN_VALID), seed=seed, train=False)
+        self.train, self.valid = pair_datasets(recipe, recipe_splits(recipe), [], min_valid=MIN_VALID)
         self.objective = None   # the trainer's own (workbench.train.setup hands it over): one frozen network, not two
 
     def configure_model(self, spec):
