@@ -157,6 +157,10 @@ def test_find_watermark_runs_restores_evaluates_and_draws(run_cli, tmp_path):
     assert result.exit_code == 0, result.output
     ev = json.loads((run / "eval-photos.json").read_text())
     assert ev["task"] == "segment" and set(ev["mean"]) >= {"model", "all background"} and len(ev["images"]) == 2
+    before = sorted(p.name for p in run.iterdir())
+    result = run_cli("eval", run / "checkpoints" / "best.pt", "--data", photos, "--name", "file")
+    assert result.exit_code == 0 and "all background" in result.output, result.output   # a checkpoint judges alike
+    assert sorted(p.name for p in run.iterdir()) == before   # and has no run directory to write into
     result = run_cli("grid", run, "-o", tmp_path / "g.png", "-n", "2")
     assert result.exit_code == 0 and (tmp_path / "g.png").is_file(), result.output
     shutil.copytree(run, tmp_path / "fw2")

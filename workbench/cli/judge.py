@@ -61,7 +61,7 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
     """Measure a trained restorer against the damaged input and classical baselines (PSNR, SSIM, LPIPS)."""
     from workbench.judge.evaluate import evaluate, safe_name, section_name, table, write_json
     from workbench.runs.outputs import check_file
-    from workbench.tasks import segment_eval, stylize
+    from workbench.tasks import kind_of_run, segment_eval, stylize
 
     if section is not None:
         section = safe_name(section.strip())
@@ -70,11 +70,12 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
     else:
         section = section_name(data, overrides, self_ensemble)
     _run_or_weights(run_dir, weights)
-    if weights is None and stylize.is_stylize_run(run_dir, get_plugins()):
+    kind = None if weights is not None else kind_of_run(run_dir, get_plugins())
+    if kind == "stylize":
         stylize.refuse_eval(run_dir)   # no damage to measure against: it says what to use instead
     if json_out:   # before the work, not after it: an evaluation is never lost to a bad --json
         check_file(json_out, overwrite=overwrite)
-    if weights is None and segment_eval.is_segment_run(run_dir, get_plugins()):
+    if kind == "segment":
         if overrides or crop is not None or baseline_weights:
             raise WorkbenchError(f"{run_dir} is a segmentation run: --set, --crop and --baseline judge restorers; "
                                  "leave them out.")
@@ -83,7 +84,8 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
         click.echo(segment_eval.table(result))
         if json_out:
             write_json(result, json_out, replace=overwrite)
-        _write_run_files(run_dir, result, samples, section)
+        if Path(run_dir).is_dir():   # a checkpoint file has no run directory to write into
+            _write_run_files(run_dir, result, samples, section)
         return
     with _ranks(device) as sp:
         result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop,
@@ -193,18 +195,19 @@ def grid(run_dir, outfile, data, count, seed, device, perceptual, weights, recip
     from workbench.images.grid import draw_grid
     from workbench.judge.evaluate import evaluate
     from workbench.runs.outputs import check_file
-    from workbench.tasks import segment_eval, stylize
+    from workbench.tasks import kind_of_run, segment_eval, stylize
 
     _run_or_weights(run_dir, weights)
     check_file(outfile, overwrite=overwrite, suffixes=IMAGE_SUFFIXES, inputs=data)
-    if weights is None and stylize.is_stylize_run(run_dir, get_plugins()):
+    kind = None if weights is not None else kind_of_run(run_dir, get_plugins())
+    if kind == "stylize":
         if baseline_weights:
             raise WorkbenchError(f"{run_dir} is a style-transfer run: --baseline judges restorers; leave it out.")
         rows = stylize.grid_rows(run_dir, get_plugins(), data=data, count=count, device=device)
         save_pil(draw_grid(rows, height=GRID_HEIGHT), outfile, replace=overwrite)
         click.echo(f"Wrote {len(rows)} rows to {outfile} ({' | '.join(c.split(': ')[-1] for _, c in rows[0])})")
         return
-    if weights is None and segment_eval.is_segment_run(run_dir, get_plugins()):
+    if kind == "segment":
         _, samples = segment_eval.evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, keep=count,
                                            limit=count, report=False)
         rows = [[(s["damaged"], f"{s['name']}: photo"), (s["restored"], f"predicted: mIoU {s['metrics']['model']['miou']:.3f}"),

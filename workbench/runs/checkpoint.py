@@ -78,7 +78,8 @@ def model_spec(recipe_cfg):
 
 
 def task_of(state, plugins):
-    """'restore' or 'classify'; checkpoints from before `task` was saved tell by their model."""
+    """'restore', 'classify', 'segment' or 'stylize'; checkpoints from before `task` was saved tell by their
+    model (they predate segmenters and stylizers)."""
     if "task" in state:
         return state["task"]
     factory = plugins.models.get(state["recipe"]["model"].get("type", defaults.MODEL))

@@ -6,8 +6,6 @@ run's own degradation damages and marks, as find-watermark's watermark does), el
 validation images, whole rather than as the centre crops validation scored.
 """
 import datetime
-import tomllib
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,16 +25,6 @@ from workbench.tasks.segment import LEVELS, TITLES, by_threshold, threshold_name
 from workbench.tasks.segment_data import is_pair_folder, open_segmentation
 
 KEYS = ("miou", "dice", "pixel_accuracy")
-
-
-def is_segment_run(run_dir, plugins):
-    """Whether `run_dir` (a run directory) trained a segmenter, from its recipe.toml's model."""
-    path = Path(run_dir or "") / "recipe.toml"
-    try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8")).get("model") or {}
-        return capability(plugins.models.get(spec.get("type", "")), "task") == "segment"
-    except (OSError, ValueError, WorkbenchError):
-        return False   # not a run directory, or not readable: the restorer's path says why
 
 
 def evaluate(run_dir, plugins, *, data=(), seed=0, device="auto", tile=512, keep=0, limit=0, which="best",

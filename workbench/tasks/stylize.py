@@ -7,7 +7,6 @@ is better: of the stylized crops, and, as the honest baseline, of the unstyled p
 content distance is 0, its style distance is how far the photo is from the style to begin with).
 """
 import math
-import tomllib
 from pathlib import Path
 
 import torch
@@ -118,21 +117,6 @@ def cover(img, h, w):
 
 
 # -- a trained stylizer: what `eval` says of it, and what `grid` draws ----------------------------------
-def is_stylize_run(where, plugins):
-    """Whether `where` holds a stylizer: a run directory by its recipe.toml's losses, a checkpoint or an
-    exported .safetensors by the task it saved."""
-    from workbench.runs import checkpoint
-
-    path = Path(where or "")
-    try:
-        if path.is_dir():
-            specs = tomllib.loads((path / "recipe.toml").read_text(encoding="utf-8")).get("losses") or []
-            return any(capability(plugins.losses.get(s.get("type", "")), "task") == "stylize" for s in specs)
-        return path.is_file() and checkpoint.task_of(checkpoint.load(path), plugins) == "stylize"
-    except (OSError, ValueError, AttributeError, KeyError, WorkbenchError):
-        return False   # not a run, or not readable: the restorer's path says why
-
-
 def refuse_eval(where):
     """`eval` measures restorers against damage; a stylizer undoes none, so it says what to use instead."""
     page = Path(where) / "report.html" if Path(where).is_dir() else "its run directory's report.html"
