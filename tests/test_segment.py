@@ -237,3 +237,32 @@ def test_batch_shows_a_segmentation_folder_as_photo_and_true_classes(run_cli, tm
     recipe.write_text(f'[recipe]\nname = "squares"\n[data]\ntrain = "{data}"\nsize = 24\n[model]\ntype = "segmenter"\n')
     result = run_cli("batch", recipe, "-o", tmp_path / "b.png", "-n", "3")
     assert result.exit_code == 0 and (tmp_path / "b.png").is_file(), result.output
+
+
+def test_two_process_eval_of_a_segmenter_matches_one_process(run_cli, tmp_path):
+    from test_spread import _lines, one_process, torchrun
+
+    train = squares(tmp_path / "set", n=4)
+    recipe = tmp_path / "seg.toml"
+    recipe.write_text(f'[recipe]\nname = "squares"\n[data]\ntrain = "{train}"\n[model]\ntype = "segmenter"\n'
+                      '[[losses]]\ntype = "pixel_cross_entropy"\n')
+    run = tmp_path / "run"
+    assert run_cli("run", recipe, *TINY, "--out", run).exit_code == 0
+    data = squares(tmp_path / "judge", n=5)
+    with Image.open(data / "masks" / "p1.png") as im:
+        classes = np.asarray(im).copy()
+    classes[-4:, -4:] = 7   # a label this 3-class model has never heard of: said, and left out
+    palette_png(data / "masks" / "p1.png", classes)
+    (data / "images" / "p2.jpg").write_bytes((data / "images" / "p0.jpg").read_bytes()[:100])   # one unreadable photo
+    single = one_process(tmp_path, "eval", run, "--data", data, "--json", tmp_path / "one.json", "--device", "cpu")
+    assert single.returncode == 0, single.stderr
+    double = torchrun(tmp_path, "eval", run, "--data", data, "--json", tmp_path / "two.json", "--device", "cpu")
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert double.stdout == single.stdout and double.stdout.count("all background") == 1   # one table, from rank 0
+    warnings = _lines(single.stderr, "warning")
+    assert _lines(double.stderr, "warning") == warnings and len(warnings) == 2, single.stderr
+    assert "p2" in warnings[0] and "16 pixels carry class indices of 3 or more" in warnings[1]
+    one, two = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
+    one.pop("date"), two.pop("date")
+    assert two == one and [r["name"] for r in two["images"]] == ["p0.jpg", "p1.jpg", "p3.jpg", "p4.jpg"]
+    assert two["unknown_pixels"] == 16 and [s["name"] for s in two["skipped"]] == ["p2.jpg"]

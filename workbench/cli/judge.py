@@ -79,13 +79,16 @@ def eval_cmd(run_dir, data, json_out, overrides, seed, crop, tile, device, self_
         if overrides or crop is not None or baseline_weights:
             raise WorkbenchError(f"{run_dir} is a segmentation run: --set, --crop and --baseline judge restorers; "
                                  "leave them out.")
-        result, samples = segment_eval.evaluate(run_dir, get_plugins(), data=data, seed=seed, device=device, tile=tile,
-                                                keep=REPORT_SAMPLES, self_ensemble=self_ensemble)
-        click.echo(segment_eval.table(result))
-        if json_out:
-            write_json(result, json_out, replace=overwrite)
-        if Path(run_dir).is_dir():   # a checkpoint file has no run directory to write into
-            _write_run_files(run_dir, result, samples, section)
+        with _ranks(device) as sp:
+            result, samples = segment_eval.evaluate(run_dir, get_plugins(), data=data, seed=seed, device=sp.device,
+                                                    tile=tile, keep=REPORT_SAMPLES, self_ensemble=self_ensemble, spread=sp)
+            if not sp.leader:
+                return   # under torchrun rank 0 alone prints and writes
+            click.echo(segment_eval.table(result))
+            if json_out:
+                write_json(result, json_out, replace=overwrite)
+            if Path(run_dir).is_dir():   # a checkpoint file has no run directory to write into
+                _write_run_files(run_dir, result, samples, section)
         return
     with _ranks(device) as sp:
         result, samples = evaluate(run_dir, get_plugins(), data=data, overrides=overrides, seed=seed, crop=crop,

@@ -28,11 +28,16 @@ KEYS = ("miou", "dice", "pixel_accuracy")
 
 
 def evaluate(run_dir, plugins, *, data=(), seed=0, device="auto", tile=512, keep=0, limit=0, which="best",
-             self_ensemble=False, report=True):
-    """(result as written to eval.json, [report samples of the first `keep` images])."""
+             self_ensemble=False, report=True, spread=None):
+    """(result as written to eval.json, [report samples of the first `keep` images]).
+
+    spread: a `workbench.devices.spread.Spread` under torchrun (pass its `device`): each rank judges its
+    share, and the confusion matrices (integer counts) are summed, so the scores are one process's."""
     from workbench import recipe as recipes
+    from workbench.devices.spread import Spread, in_order
     from workbench.runs import checkpoint
 
+    sp = spread or Spread()
     model, state = checkpoint.load_model(run_dir, plugins, which=which)
     recipe = recipes.from_dict(state["recipe"], f"{run_dir}/recipe.toml", plugins)
     names = list(state["recipe"]["model"].get("names") or [])
@@ -43,32 +48,57 @@ def evaluate(run_dir, plugins, *, data=(), seed=0, device="auto", tile=512, keep
     rules = {f: (round(r["level"] * (LEVELS - 1)), bool(r["brighter"])) for f, r in fitted.items()}
     rules = {threshold_name(f, *r): (f, *r) for f, r in rules.items()}
     methods = ["model", "all background", *rules]
-    totals = {m: classmaps.Confusion(n) for m in methods}
     device = pick_device(device)
     net = Probabilities(model).to(device).eval()
-    rows, skipped, samples = [], [], []
     items = _items(data, recipe, chain, seed)
-    for name, read in progress.bar(items[:limit] if limit else items, desc="eval", unit="image"):
+    items = items[:limit] if limit else items
+    kept = {}   # index -> report sample: the images stay on their rank until rank 0 asks for them
+
+    def judge(i, name, read):
+        """(row, {method: confusion counts}, unknown pixels, None), or (None, None, 0, skip) for an unreadable pair."""
         try:
             photo, truth = read()
         except WorkbenchError as e:
-            skipped.append({"name": name, "reason": str(e)})
-            progress.say(f"warning: skipped {e}")
-            continue
+            if sp.world == 1:
+                progress.say(f"warning: skipped {e}")
+            return None, None, 0, {"name": name, "reason": str(e)}
         probs = restore_tensor(net, photo, tile=tile, device=device, self_ensemble=self_ensemble)
         guesses = {"model": probs.argmax(0), "all background": torch.zeros_like(truth)}
         guesses.update({m: by_threshold(photo[None], *rule)[0] for m, rule in rules.items()})
         row = {"name": name, "size": [photo.shape[-1], photo.shape[-2]], "metrics": {}}
+        counts = {}
         for m, guess in guesses.items():
-            totals[m].add(guess, truth)
-            row["metrics"][m] = {k: v for k, v in classmaps.Confusion(n).add(guess, truth).scores().items() if k != "iou"}
-        rows.append(row)
-        if len(samples) < keep:
+            one = classmaps.Confusion(n).add(guess, truth)
+            counts[m] = one.matrix
+            row["metrics"][m] = {k: v for k, v in one.scores().items() if k != "iou"}
+        if len(kept) < keep:
             sample = {"name": name, "damaged": photo, "restored": classmaps.overlay(photo, guesses["model"]),
                       "clean": classmaps.overlay(photo, truth), "metrics": row["metrics"], "titles": TITLES}
-            samples.append(prepare(sample) if report else sample)
+            kept[i] = prepare(sample) if report else sample
+        return row, counts, int(((truth >= n) & (truth != classmaps.IGNORE)).sum()), None
+
+    bar = dict(desc="eval", unit="image", leader=sp.leader)
+    parts = sp.settle(lambda: [(i, judge(i, *item)) for i, item in progress.bar(sp.mine(items), **bar)])
+    totals = {m: classmaps.Confusion(n) for m in methods}
+    rows, skipped, taken, unknown = [], [], [], 0
+    for i, (row, counts, outside, skip) in in_order(parts):
+        if skip:
+            skipped.append(skip)
+            if sp.world > 1 and sp.leader:
+                progress.say(f"warning: skipped {skip['reason']}")
+            continue
+        for m in methods:
+            totals[m].matrix += counts[m]
+        rows.append(row)
+        taken.append(i)
+        unknown += outside
+    gathered = sp.to_leader([(i, s) for i, s in kept.items() if i in set(taken[:keep])])
+    samples = [s for _, s in in_order(gathered)] if gathered is not None else []
     if not rows:
         raise WorkbenchError(f"no readable images to evaluate ({len(skipped)} skipped); check --data.")
+    if unknown and sp.leader:   # a mask from another label set: said, not silently dropped
+        progress.say(f"warning: {unknown} pixels carry class indices of {n} or more, which this {n}-class model "
+                     f"cannot predict; they are left out of the scores like {classmaps.IGNORE} (void) pixels.")
     scores = {m: c.scores(names) for m, c in totals.items()}
     result = {"run": str(run_dir), "recipe": recipe.name, "task": "segment", "checkpoint": which,
               "epoch": state.get("epoch"), "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -77,7 +107,8 @@ def evaluate(run_dir, plugins, *, data=(), seed=0, device="auto", tile=512, keep
                            "data": [str(d) for d in data] or ["the run's validation images"], "seed": seed,
                            "self_ensemble": bool(self_ensemble)},
               "methods": methods, "mean": {m: {k: s[k] for k in KEYS} for m, s in scores.items()},
-              "iou": {m: s["iou"] for m, s in scores.items()}, "images": rows, "skipped": skipped}
+              "iou": {m: s["iou"] for m, s in scores.items()}, "images": rows, "skipped": skipped,
+              "unknown_pixels": unknown}
     return result, samples
 
 
