@@ -149,7 +149,7 @@ def test_find_watermark_runs_restores_evaluates_and_draws(run_cli, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (70, 90, 3), dtype=np.uint8)).save(photos / "noise.jpg")
     out = tmp_path / "masks"
     result = run_cli("restore", run, photos, "-o", out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0 and f"Restored 2 class map(s) into {out}" in result.output, result.output
     for name, size in (("dot.png", (1, 1)), ("noise.png", (90, 70))):
         with Image.open(out / name) as im:
             assert im.mode == "P" and im.size == size and set(np.unique(np.asarray(im))) <= {0, 1}

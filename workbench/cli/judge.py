@@ -177,7 +177,7 @@ def restore(run_dir, inputs, outdir, tile, overlap, device, mask, self_ensemble,
         for src, dst, size_in, size_out in done:
             click.echo(f"{src} ({size_in[0]}x{size_in[1]}) -> {dst} ({size_out[0]}x{size_out[1]})")
         skipped = f"; {len(done.skipped)} unreadable skipped" if done.skipped else ""
-        click.echo(f"Restored {len(done)} photo(s) into {outdir}{skipped}")
+        click.echo(f"Restored {len(done)} {done.what} into {outdir}{skipped}")
 
 
 @click.command()

@@ -155,11 +155,12 @@ def prepare_input(img, chain):
 
 
 class Restored(list):
-    """[(input path, output path, (w, h) in, (w, h) out)], plus `skipped`: [(path, reason)]."""
+    """[(input path, output path, (w, h) in, (w, h) out)], plus `skipped`: [(path, reason)] and `what`
+    was written (photos, or a segmenter's class maps)."""
 
-    def __init__(self):
+    def __init__(self, what="photo(s)"):
         super().__init__()
-        self.skipped = []
+        self.skipped, self.what = [], what
 
 
 def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, device="auto", plugins=None,
@@ -217,7 +218,7 @@ def restore_files(run_dir, inputs, outdir, *, mask=None, tile=512, overlap=32, d
                 self_ensemble=self_ensemble, warn=sp.world == 1)   # more ranks: rank 0 warns, in input order
     bar = dict(desc="restore", unit="photo", leader=sp.leader)   # made inside `settle`: its failure reaches every rank
     parts = sp.settle(lambda: [(i, _restore_one(*job, **opts)) for i, job in progress.bar(sp.mine(jobs), **bar)])
-    results = Restored()
+    results = Restored("class map(s)" if task == "segment" else "photo(s)")
     for i, (reason, size_in, size_out) in in_order(parts):
         path, dst, _ = jobs[i]
         if reason is None:
