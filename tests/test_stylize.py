@@ -81,6 +81,7 @@ def test_run_writes_checkpoints_grid_report_and_the_stylize_metrics(stylized):
     assert "unstyled photo" in page and "style image" in page
     text = re.sub(r"data:image/\w+;base64,[\w+/=]+", "", page)
     assert "damaged" not in text.lower() and not re.search(r"\bdB\b", text)   # no PSNR pretending the photo is damage
+    assert re.search(r'class="gain[^"]*">style distance \d+\.\d{4} \(lower is better\)<', text)   # each sample's header
 
 
 def test_best_checkpoint_follows_the_lowest_validation_loss(run_cli, resnet18_file, painting, photos, tmp_path):

@@ -89,13 +89,24 @@ def prepare(s):
             "mask": None if mask is None else _mask_rgba(mask).resize(size, Image.NEAREST)}
 
 
+def _headline(metrics):
+    """A sample's header where there is no PSNR gain: a segmenter's mIoU, a stylizer's style distance."""
+    model = metrics.get("model") or {}
+    if "miou" in model:
+        return f"mIoU {fmt(model['miou'], 'miou')}"
+    stylized = metrics.get("stylized") or {}
+    if "style" in stylized:
+        return f"style distance {fmt(stylized['style'], 'style')} (lower is better)"
+    return "no PSNR"
+
+
 def _sample(p):
     metrics, best, box, w, h = p["metrics"], p["best"], p["box"], *p["full"]
     pictures = [(label, _uri(im), None if err is None else _uri(err)) for label, im, err in p["views"]]
     size = p["views"][0][1].size
     name = esc(p["name"])
     key, gain = psnr_gain(metrics)
-    gain_text = f"{fmt(gain, sign=True)} dB {LABELS[key]}" if key else "no PSNR"
+    gain_text = f"{fmt(gain, sign=True)} dB {LABELS[key]}" if key else _headline(metrics)
     keys = [k for k in LABELS if any(k in (v or {}) for v in metrics.values())]
     keys += sorted({k for v in metrics.values() for k in (v or {}) if k not in keys})
     model, inp = metrics.get("model") or {}, metrics.get("input") or {}
