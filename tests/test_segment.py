@@ -169,14 +169,20 @@ def test_find_watermark_runs_restores_evaluates_and_draws(run_cli, tmp_path):
     assert result.exit_code == 2 and "is a segment run; `workbench compare` puts restorers side by side" in result.output
 
 
-def test_a_folder_recipe_trains_on_masks_and_is_judged_on_them(run_cli, tmp_path):
+def train_on_squares(run_cli, tmp_path, losses=("pixel_cross_entropy", "dice")):
+    """A tiny segmenter trained on `squares` -> (its images/ + masks/ folder, the run directory)."""
     data = squares(tmp_path / "set", n=4)
     recipe = tmp_path / "seg.toml"
     recipe.write_text(f'[recipe]\nname = "squares"\n[data]\ntrain = "{data}"\n[model]\ntype = "segmenter"\n'
-                      '[[losses]]\ntype = "pixel_cross_entropy"\n[[losses]]\ntype = "dice"\n')
+                      + "".join(f'[[losses]]\ntype = "{loss}"\n' for loss in losses))
     run = tmp_path / "run"
     result = run_cli("run", recipe, *TINY, "--out", run)
     assert result.exit_code == 0, result.output
+    return data, run
+
+
+def test_a_folder_recipe_trains_on_masks_and_is_judged_on_them(run_cli, tmp_path):
+    data, run = train_on_squares(run_cli, tmp_path)
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "grid.png").is_file()
     assert 'classes = 3' in (run / "recipe.toml").read_text()
     result = run_cli("eval", run, "--data", data)
@@ -243,12 +249,7 @@ def test_batch_shows_a_segmentation_folder_as_photo_and_true_classes(run_cli, tm
 def test_two_process_eval_of_a_segmenter_matches_one_process(run_cli, tmp_path):
     from test_spread import _lines, one_process, torchrun
 
-    train = squares(tmp_path / "set", n=4)
-    recipe = tmp_path / "seg.toml"
-    recipe.write_text(f'[recipe]\nname = "squares"\n[data]\ntrain = "{train}"\n[model]\ntype = "segmenter"\n'
-                      '[[losses]]\ntype = "pixel_cross_entropy"\n')
-    run = tmp_path / "run"
-    assert run_cli("run", recipe, *TINY, "--out", run).exit_code == 0
+    _, run = train_on_squares(run_cli, tmp_path, losses=("pixel_cross_entropy",))
     data = squares(tmp_path / "judge", n=5)
     with Image.open(data / "masks" / "p1.png") as im:
         classes = np.asarray(im).copy()

@@ -92,7 +92,8 @@ def evaluate(run_dir, plugins, *, data=(), seed=0, device="auto", tile=512, keep
         rows.append(row)
         taken.append(i)
         unknown += outside
-    gathered = sp.to_leader([(i, s) for i, s in kept.items() if i in set(taken[:keep])])
+    wanted = set(taken[:keep])
+    gathered = sp.to_leader([(i, s) for i, s in kept.items() if i in wanted])
     samples = [s for _, s in in_order(gathered)] if gathered is not None else []
     if not rows:
         raise WorkbenchError(f"no readable images to evaluate ({len(skipped)} skipped); check --data.")
